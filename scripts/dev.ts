@@ -1,0 +1,76 @@
+/**
+ * `deno task dev`: a complete local stack without Docker or a cloud account.
+ *
+ * Starts PostgreSQL (data kept under .local/), applies the migrations, and serves every function
+ * at http://127.0.0.1:$PORT/functions/v1/<name>. Redis is optional: pass UPSTASH_REDIS_REST_URL
+ * and UPSTASH_REDIS_REST_TOKEN to use one, or --with-redis to start redis-server and a local
+ * Upstash-compatible endpoint.
+ */
+import { applyMigrations } from "./lib/migrate.ts";
+import { freePort } from "./lib/ports.ts";
+import { startPostgres } from "./lib/postgres_server.ts";
+import { startRedis } from "./lib/redis_server.ts";
+import { startUpstashRestServer } from "./lib/upstash_rest_server.ts";
+import { serveFunctions } from "./serve_functions.ts";
+
+/** The secret `deno task dev` uses when WEBHOOK_SECRET is not set. */
+export const DEV_WEBHOOK_SECRET = "local-dev-webhook-secret";
+
+const root = new URL("../", import.meta.url).pathname;
+const stateDir = Deno.env.get("LOCAL_STATE_DIR") ?? `${root}.local`;
+const cleanups: (() => Promise<void>)[] = [];
+
+async function main() {
+  const pgPort = Number(Deno.env.get("PG_PORT") ?? 54322);
+  let databaseUrl = Deno.env.get("SUPABASE_DB_URL");
+  if (!databaseUrl) {
+    const pg = await startPostgres({
+      dataDir: `${stateDir}/postgres`,
+      port: pgPort,
+      logFile: `${stateDir}/postgres.log`,
+    });
+    cleanups.push(() => pg.stop());
+    databaseUrl = pg.url;
+    console.log(`PostgreSQL on ${databaseUrl} (log: ${stateDir}/postgres.log)`);
+  }
+  const applied = await applyMigrations(databaseUrl);
+  console.log(`Migrations applied now: ${applied.length ? applied.join(", ") : "none pending"}`);
+  Deno.env.set("SUPABASE_DB_URL", databaseUrl);
+
+  if (Deno.args.includes("--with-redis") && !Deno.env.get("UPSTASH_REDIS_REST_URL")) {
+    const redis = await startRedis({ port: freePort() });
+    cleanups.push(() => redis.stop());
+    const upstash = await startUpstashRestServer({
+      redisUrl: redis.url,
+      token: "local-upstash-token",
+    });
+    cleanups.unshift(() => upstash.close());
+    Deno.env.set("UPSTASH_REDIS_REST_URL", upstash.url);
+    Deno.env.set("UPSTASH_REDIS_REST_TOKEN", upstash.token);
+    console.log(`Redis on ${redis.url}, Upstash-compatible endpoint on ${upstash.url}`);
+  }
+  if (!Deno.env.get("WEBHOOK_SECRET") && Deno.env.get("ALLOW_UNSIGNED_WEBHOOKS") !== "true") {
+    Deno.env.set("WEBHOOK_SECRET", DEV_WEBHOOK_SECRET);
+    console.log("WEBHOOK_SECRET not set; using the local development secret (see README)");
+  }
+  const server = await serveFunctions({
+    port: Number(Deno.env.get("PORT") ?? 54321),
+    hostname: Deno.env.get("HOST") ?? "127.0.0.1",
+  });
+  cleanups.unshift(() => server.shutdown());
+}
+
+async function shutdown(code: number) {
+  for (const cleanup of cleanups) await cleanup().catch(() => {});
+  Deno.exit(code);
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, () => shutdown(0));
+}
+try {
+  await main();
+} catch (error) {
+  console.error(error instanceof Error ? error.message : error);
+  await shutdown(1);
+}

@@ -1,0 +1,72 @@
+/**
+ * The database tier: the source of truth for membership state.
+ *
+ * One SQL function, `public.apply_whatsapp_membership_events`, applies all events of a webhook in
+ * one round trip and writes a row only when the state really changes and the event is not older
+ * than the last one applied. Every implementation calls that same function.
+ */
+import type { EventOutcome, MembershipEvent } from "../membership_event.ts";
+
+/** The SQL function every repository calls. */
+export const APPLY_FUNCTION = "apply_whatsapp_membership_events";
+
+/** What the database did with one event. */
+export type ApplyOutcome = Exclude<EventOutcome, "duplicate">;
+
+/** The JSON shape of one event as the SQL function reads it. */
+export interface ApplyEventRow {
+  group_jid: string;
+  phone: string;
+  action: string;
+  event_at: string;
+}
+
+/** Applies membership events to the database. */
+export interface MembershipRepository {
+  /** Short name used in logs and the health response. */
+  readonly name: string;
+  /** Applies events in one round trip; one outcome per event, in order. */
+  apply(events: readonly MembershipEvent[]): Promise<ApplyOutcome[]>;
+  /** Closes connections (tests, local runner). */
+  close(): Promise<void>;
+}
+
+/** Raised when the database cannot be reached or the apply function fails; the sender should retry. */
+export class DatabaseUnavailableError extends Error {
+  constructor(options?: ErrorOptions) {
+    super("database is unavailable", options);
+    this.name = "DatabaseUnavailableError";
+  }
+}
+
+/** Converts events to the rows the SQL function reads. */
+export function toApplyRows(events: readonly MembershipEvent[]): ApplyEventRow[] {
+  return events.map((event) => ({
+    group_jid: event.groupJid,
+    phone: event.participant,
+    action: event.action,
+    event_at: new Date(event.at).toISOString(),
+  }));
+}
+
+const OUTCOMES = new Set<string>(["applied", "unchanged", "stale"]);
+
+/** Orders the SQL function's `(idx, outcome)` rows by idx, checking that each event got one. */
+export function outcomesFromRows(
+  rows: readonly { idx: number; outcome: string }[],
+  expected: number,
+): ApplyOutcome[] {
+  const outcomes = new Array<ApplyOutcome | undefined>(expected);
+  for (const row of rows) {
+    if (!OUTCOMES.has(row.outcome) || row.idx < 0 || row.idx >= expected) {
+      throw new DatabaseUnavailableError({
+        cause: new Error(`unexpected row ${JSON.stringify(row)}`),
+      });
+    }
+    outcomes[row.idx] = row.outcome as ApplyOutcome;
+  }
+  if (outcomes.some((outcome) => outcome === undefined)) {
+    throw new DatabaseUnavailableError({ cause: new Error("apply function skipped an event") });
+  }
+  return outcomes as ApplyOutcome[];
+}

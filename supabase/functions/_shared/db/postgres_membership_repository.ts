@@ -1,0 +1,75 @@
+/**
+ * Database tier over a direct connection (`SUPABASE_DB_URL`) with postgres.js.
+ */
+import postgres from "postgres";
+import type { MembershipEvent } from "../membership_event.ts";
+import {
+  type ApplyOutcome,
+  DatabaseUnavailableError,
+  type MembershipRepository,
+  outcomesFromRows,
+  toApplyRows,
+} from "./membership_repository.ts";
+
+/** Options of {@link PostgresMembershipRepository}. */
+export interface PostgresRepositoryOptions {
+  /** A `postgres://` connection string. */
+  url: string;
+  /** Connections in the pool. */
+  poolMax: number;
+  /** Bound on connecting and on one apply call, in milliseconds. */
+  timeoutMs: number;
+}
+
+/** Applies events with one `select … from apply_whatsapp_membership_events($1)` per webhook. */
+export class PostgresMembershipRepository implements MembershipRepository {
+  readonly name = "postgres";
+  readonly #sql: postgres.Sql;
+  readonly #timeoutMs: number;
+
+  constructor(options: PostgresRepositoryOptions) {
+    this.#timeoutMs = options.timeoutMs;
+    this.#sql = postgres(options.url, {
+      max: options.poolMax,
+      // Prepared statements do not survive a transaction-mode pooler (Supavisor on port 6543).
+      prepare: false,
+      connect_timeout: Math.max(1, Math.ceil(options.timeoutMs / 1000)),
+      idle_timeout: 30,
+      max_lifetime: 30 * 60,
+      onnotice: () => {},
+      connection: {
+        application_name: "whatsapp-membership-webhook",
+        statement_timeout: options.timeoutMs,
+      },
+    });
+  }
+
+  async apply(events: readonly MembershipEvent[]): Promise<ApplyOutcome[]> {
+    if (events.length === 0) return [];
+    const rows = toApplyRows(events);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`apply took longer than ${this.#timeoutMs} ms`)),
+        this.#timeoutMs,
+      );
+    });
+    try {
+      const query = this.#sql<{ idx: number; outcome: string }[]>`
+        select idx, outcome from public.apply_whatsapp_membership_events(${
+        this.#sql.json(rows as unknown as postgres.JSONValue)
+      })`;
+      const result = await Promise.race([query, timeout]);
+      return outcomesFromRows(result, events.length);
+    } catch (error) {
+      if (error instanceof DatabaseUnavailableError) throw error;
+      throw new DatabaseUnavailableError({ cause: error });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#sql.end({ timeout: 1 });
+  }
+}

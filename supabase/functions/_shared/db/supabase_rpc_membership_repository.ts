@@ -1,0 +1,60 @@
+/**
+ * Database tier through the Data API: supabase-js `rpc` with the service-role key, for
+ * deployments without `SUPABASE_DB_URL`. Calls the same SQL function as the postgres.js tier.
+ */
+import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import type { MembershipEvent } from "../membership_event.ts";
+import {
+  APPLY_FUNCTION,
+  type ApplyOutcome,
+  DatabaseUnavailableError,
+  type MembershipRepository,
+  outcomesFromRows,
+  toApplyRows,
+} from "./membership_repository.ts";
+
+/** Options of {@link SupabaseRpcMembershipRepository}. */
+export interface SupabaseRpcRepositoryOptions {
+  /** The project URL (`SUPABASE_URL`). */
+  url: string;
+  /** The service-role key (`SUPABASE_SERVICE_ROLE_KEY`). */
+  serviceRoleKey: string;
+  /** Bound on one apply call, in milliseconds. */
+  timeoutMs: number;
+}
+
+/** Applies events with one `POST /rest/v1/rpc/apply_whatsapp_membership_events` per webhook. */
+export class SupabaseRpcMembershipRepository implements MembershipRepository {
+  readonly name = "supabase-rpc";
+  readonly #client: SupabaseClient;
+  readonly #timeoutMs: number;
+
+  constructor(options: SupabaseRpcRepositoryOptions) {
+    this.#timeoutMs = options.timeoutMs;
+    this.#client = createClient(options.url, options.serviceRoleKey, {
+      auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    });
+  }
+
+  async apply(events: readonly MembershipEvent[]): Promise<ApplyOutcome[]> {
+    if (events.length === 0) return [];
+    let response;
+    try {
+      response = await this.#client
+        .rpc(APPLY_FUNCTION, { events: toApplyRows(events) })
+        .abortSignal(AbortSignal.timeout(this.#timeoutMs));
+    } catch (error) {
+      throw new DatabaseUnavailableError({ cause: error });
+    }
+    if (response.error || !Array.isArray(response.data)) {
+      throw new DatabaseUnavailableError({
+        cause: new Error(response.error?.message ?? "rpc returned no rows"),
+      });
+    }
+    return outcomesFromRows(response.data, events.length);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

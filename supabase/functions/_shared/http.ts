@@ -1,0 +1,117 @@
+/**
+ * HTTP helpers shared by the webhook functions: JSON responses, bounded body reading and the
+ * errors that map to 4xx/503 statuses.
+ */
+
+/** An error that becomes an HTTP response with its own status and JSON body. */
+export class HttpError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly details?: unknown;
+  readonly headers?: Record<string, string>;
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    options?: { details?: unknown; headers?: Record<string, string>; cause?: unknown },
+  ) {
+    super(message, { cause: options?.cause });
+    this.name = "HttpError";
+    this.status = status;
+    this.code = code;
+    this.details = options?.details;
+    this.headers = options?.headers;
+  }
+}
+
+/** 413: the body is larger than the limit. */
+export class PayloadTooLargeError extends HttpError {
+  constructor(limit: number) {
+    super(413, "payload_too_large", `request body is larger than ${limit} bytes`);
+    this.name = "PayloadTooLargeError";
+  }
+}
+
+/** 405: only POST (and GET on /health) are served. */
+export class MethodNotAllowedError extends HttpError {
+  constructor(method: string) {
+    super(405, "method_not_allowed", `method ${method} is not allowed; use POST`, {
+      headers: { allow: "POST" },
+    });
+    this.name = "MethodNotAllowedError";
+  }
+}
+
+/** 400: the body is not JSON. */
+export class MalformedJsonError extends HttpError {
+  constructor(cause: unknown) {
+    super(400, "malformed_json", "request body is not valid JSON", { cause });
+    this.name = "MalformedJsonError";
+  }
+}
+
+/** 400: the JSON does not match the expected schema; `details` lists the issues. */
+export class InvalidPayloadError extends HttpError {
+  constructor(issues: { path: string; message: string }[]) {
+    super(400, "invalid_payload", "request body does not match the webhook schema", {
+      details: issues,
+    });
+    this.name = "InvalidPayloadError";
+  }
+}
+
+/** Builds a JSON response. */
+export function jsonResponse(
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", ...headers },
+  });
+}
+
+/** Builds the JSON error response of an {@link HttpError}. */
+export function errorResponse(error: HttpError): Response {
+  const body: Record<string, unknown> = {
+    success: false,
+    error: error.code,
+    message: error.message,
+  };
+  if (error.details !== undefined) body.issues = error.details;
+  return jsonResponse(error.status, body, error.headers);
+}
+
+/**
+ * Reads a request body into memory, refusing more than `limit` bytes with
+ * {@link PayloadTooLargeError} (by Content-Length when given, else while streaming).
+ */
+export async function readBodyLimited(
+  request: Request,
+  limit: number,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) throw new PayloadTooLargeError(limit);
+  if (!request.body) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw new PayloadTooLargeError(limit);
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body;
+}

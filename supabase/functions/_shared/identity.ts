@@ -1,0 +1,92 @@
+/**
+ * Normalisation of WhatsApp identities: group JIDs and participants.
+ *
+ * Two deliveries of one event must produce the same strings whatever JID flavour or number
+ * formatting the gateway used, so that they produce the same dedup key and the same row.
+ */
+import { parsePhoneNumberFromString } from "libphonenumber-js";
+
+/** A participant in canonical form: `+<E.164 digits>` or `lid:<digits>` for a WhatsApp LID. */
+export type ParticipantId = string;
+
+/** Raised when a group or participant identity cannot be normalised. */
+export class InvalidIdentityError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "InvalidIdentityError";
+  }
+}
+
+const PHONE_SERVERS = new Set(["s.whatsapp.net", "c.us"]);
+const GROUP_USER = /^[0-9]{5,40}(-[0-9]{5,20})?$/;
+const FORMATTING = /[\s().\-\u00a0]/g;
+
+/**
+ * Normalises a group JID: lower case, `@g.us` appended when missing. The whole user part is
+ * kept, including the `creator-timestamp` form of legacy groups; it is never phone-parsed.
+ */
+export function normalizeGroupJid(raw: string): string {
+  const value = raw.trim().toLowerCase();
+  const at = value.indexOf("@");
+  const user = at === -1 ? value : value.slice(0, at);
+  const server = at === -1 ? "g.us" : value.slice(at + 1);
+  if (server !== "g.us") {
+    throw new InvalidIdentityError(`group JID must end with @g.us, got "@${server}"`);
+  }
+  if (!GROUP_USER.test(user)) {
+    throw new InvalidIdentityError("group JID user part must be digits, or creator-timestamp");
+  }
+  return `${user}@g.us`;
+}
+
+/**
+ * Splits a JID into its user and server parts, dropping the device (`:12`) and agent (`_1`)
+ * suffixes of multi-device JIDs. Returns undefined for a value without `@`.
+ */
+export function splitJid(raw: string): { user: string; server: string } | undefined {
+  const value = raw.trim().toLowerCase();
+  const at = value.lastIndexOf("@");
+  if (at === -1) return undefined;
+  const userWithDevice = value.slice(0, at);
+  const user = userWithDevice.split(":")[0].split("_")[0];
+  return { user, server: value.slice(at + 1) };
+}
+
+/**
+ * Normalises a participant given as a JID (`…@s.whatsapp.net`, `…@c.us`, `…@lid`, with or
+ * without a device suffix) or as a phone number with or without `+` and formatting.
+ * Phone numbers become E.164 through libphonenumber-js; LIDs become `lid:<digits>` and are
+ * never phone-parsed. Bare digits are read as an international number, as WhatsApp sends them.
+ */
+export function normalizeParticipant(raw: string | number): ParticipantId {
+  const text = String(raw).trim();
+  const jid = splitJid(text);
+  if (jid) {
+    if (jid.server === "lid") return normalizeLid(jid.user);
+    if (!PHONE_SERVERS.has(jid.server)) {
+      throw new InvalidIdentityError(`participant JID server "@${jid.server}" is not a user`);
+    }
+    return normalizePhone(jid.user);
+  }
+  if (text.toLowerCase().startsWith("lid:")) return normalizeLid(text.slice(4));
+  return normalizePhone(text);
+}
+
+/** Normalises a phone number to E.164 (`+` and digits); throws {@link InvalidIdentityError}. */
+export function normalizePhone(raw: string): ParticipantId {
+  const compact = raw.replace(FORMATTING, "");
+  const digits = compact.startsWith("+") ? compact.slice(1) : compact;
+  if (!/^[0-9]{6,17}$/.test(digits)) {
+    throw new InvalidIdentityError("phone number must be 6 to 17 digits, with an optional +");
+  }
+  const phone = parsePhoneNumberFromString(`+${digits}`);
+  if (!phone || !phone.isPossible()) {
+    throw new InvalidIdentityError("not a possible international phone number");
+  }
+  return phone.number;
+}
+
+function normalizeLid(user: string): ParticipantId {
+  if (!/^[0-9]{1,32}$/.test(user)) throw new InvalidIdentityError("LID must be digits");
+  return `lid:${user}`;
+}

@@ -1,0 +1,74 @@
+/**
+ * Normalisation of parsed changes into {@link MembershipEvent}s: canonical group JID and
+ * participant, and the event time. Every problem is reported with its path, all at once.
+ */
+import { resolveEventTime } from "./event_time.ts";
+import type { RawMembershipChange } from "./formats/delivery.ts";
+import { normalizeGroupJid, normalizeParticipant } from "./identity.ts";
+import type { MembershipEvent } from "./membership_event.ts";
+
+/** One problem found while normalising, with the payload path it concerns. */
+export interface NormalizationIssue {
+  path: string;
+  message: string;
+}
+
+/** Raised when some changes cannot be normalised. */
+export class NormalizationError extends Error {
+  readonly issues: NormalizationIssue[];
+  constructor(issues: NormalizationIssue[]) {
+    super(issues.map((i) => `${i.path}: ${i.message}`).join("; "));
+    this.name = "NormalizationError";
+    this.issues = issues;
+  }
+}
+
+/**
+ * Normalises every change, or throws {@link NormalizationError} listing every problem.
+ * `groupPath` and `timestampPath` name the fields for error messages.
+ */
+export function normalizeChanges(
+  changes: readonly RawMembershipChange[],
+  receivedAt: number,
+  paths: { group: string; timestamp: string } = { group: "groupJid", timestamp: "timestamp" },
+): MembershipEvent[] {
+  const issues: NormalizationIssue[] = [];
+  const events: MembershipEvent[] = [];
+  const issueOnce = (path: string, error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    if (!issues.some((i) => i.path === path && i.message === message)) {
+      issues.push({ path, message });
+    }
+  };
+  for (const change of changes) {
+    let groupJid: string | undefined;
+    let participant: string | undefined;
+    let time: ReturnType<typeof resolveEventTime> | undefined;
+    try {
+      groupJid = normalizeGroupJid(change.group);
+    } catch (error) {
+      issueOnce(paths.group, error);
+    }
+    try {
+      participant = normalizeParticipant(change.participant);
+    } catch (error) {
+      issueOnce(change.path, error);
+    }
+    try {
+      time = resolveEventTime(change.timestamp, receivedAt);
+    } catch (error) {
+      issueOnce(paths.timestamp, error);
+    }
+    if (groupJid && participant && time) {
+      events.push({
+        action: change.action,
+        groupJid,
+        participant,
+        at: time.at,
+        atSource: time.source,
+      });
+    }
+  }
+  if (issues.length > 0) throw new NormalizationError(issues);
+  return events;
+}

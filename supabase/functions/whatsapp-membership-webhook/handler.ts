@@ -1,0 +1,272 @@
+/**
+ * The whatsapp-membership-webhook handler. One webhook, top to bottom:
+ *
+ *   parse (method, size, signature, JSON, schema) → normalise (keys) → claim → apply →
+ *   release on failure → respond.
+ *
+ * `createMembershipWebhook` takes its dependencies, so tests and the benchmark build it directly;
+ * `membershipWebhookFromEnv` builds them once from environment variables for `index.ts`.
+ */
+import { ConfigError, MAX_BODY_BYTES, parseConfig, type WebhookConfig } from "../_shared/config.ts";
+import { MemoryClaimStore } from "../_shared/claims/memory_claim_store.ts";
+import { UpstashClaimStore } from "../_shared/claims/upstash_claim_store.ts";
+import {
+  DatabaseUnavailableError,
+  type MembershipRepository,
+} from "../_shared/db/membership_repository.ts";
+import { PostgresMembershipRepository } from "../_shared/db/postgres_membership_repository.ts";
+import { SupabaseRpcMembershipRepository } from "../_shared/db/supabase_rpc_membership_repository.ts";
+import { ExactlyOnceProcessor } from "../_shared/exactly_once.ts";
+import { GenericPayloadSchema, parseGenericPayload } from "../_shared/formats/generic.ts";
+import {
+  errorResponse,
+  HttpError,
+  InvalidPayloadError,
+  jsonResponse,
+  MalformedJsonError,
+  MethodNotAllowedError,
+  readBodyLimited,
+} from "../_shared/http.ts";
+import { createLogger, type Logger, maskIdentity } from "../_shared/log.ts";
+import { NormalizationError, normalizeChanges } from "../_shared/normalize.ts";
+import {
+  type AuthScheme,
+  UnauthorizedError,
+  WebhookAuthenticator,
+} from "../_shared/webhook_auth.ts";
+
+/** The function's name, and the last path segment of its URL. */
+export const FUNCTION_NAME = "whatsapp-membership-webhook";
+
+/** A request handler, as `Deno.serve` and `export default { fetch }` take it. */
+export type FetchHandler = (request: Request) => Promise<Response>;
+
+/** Dependencies of {@link createMembershipWebhook}. */
+export interface MembershipWebhookDeps {
+  processor: ExactlyOnceProcessor;
+  memory: MemoryClaimStore;
+  /** Verifies deliveries; undefined only when unsigned webhooks are explicitly allowed. */
+  authenticator?: WebhookAuthenticator;
+  logger: Logger;
+  /** The database name shown by the health response. */
+  databaseName: string;
+  now?: () => number;
+}
+
+/** Builds the handler from its dependencies. */
+export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandler {
+  const now = deps.now ?? Date.now;
+  const startedAt = now();
+
+  async function handle(request: Request): Promise<Response> {
+    // Parse: method, size, signature, JSON, schema. Nothing is claimed or written before this passes.
+    if (request.method === "GET" && new URL(request.url).pathname.endsWith("/health")) {
+      return health();
+    }
+    if (request.method !== "POST") throw new MethodNotAllowedError(request.method);
+    const receivedAt = now();
+    const body = await readBodyLimited(request, MAX_BODY_BYTES);
+    const scheme: AuthScheme = deps.authenticator
+      ? await deps.authenticator.verify(request.headers, body)
+      : "unsigned";
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+    } catch (error) {
+      throw new MalformedJsonError(error);
+    }
+    const parsed = GenericPayloadSchema.safeParse(json);
+    if (!parsed.success) {
+      throw new InvalidPayloadError(
+        parsed.error.issues.map((i) => ({
+          path: i.path.join(".") || "(root)",
+          message: i.message,
+        })),
+      );
+    }
+    const delivery = parseGenericPayload(parsed.data);
+    if (delivery.kind === "ignored") {
+      deps.logger.info("delivery ignored", { format: delivery.format, reason: delivery.reason });
+      return jsonResponse(200, {
+        success: true,
+        ignored: true,
+        reason: delivery.reason,
+        duplicate: false,
+        results: [],
+      });
+    }
+
+    // Normalise into composite keys' parts.
+    let events;
+    try {
+      events = normalizeChanges(delivery.changes, receivedAt);
+    } catch (error) {
+      if (error instanceof NormalizationError) throw new InvalidPayloadError(error.issues);
+      throw error;
+    }
+
+    // Claim → apply → release on failure.
+    const results = await deps.processor.process(events);
+
+    // Respond.
+    const body200 = {
+      success: true,
+      duplicate: results.every((r) => r.outcome === "duplicate"),
+      results: results.map((r) => ({
+        phone: maskIdentity(r.event.participant),
+        event: r.event.action,
+        outcome: r.outcome,
+      })),
+    };
+    deps.logger.info("delivery processed", {
+      format: delivery.format,
+      auth: scheme,
+      events: results.length,
+      outcomes: results.map((r) => `${r.outcome}@${r.decidedBy}`).join(","),
+      ms: now() - receivedAt,
+    });
+    return jsonResponse(200, body200);
+  }
+
+  function health(): Response {
+    const shared = deps.processor.sharedHealth();
+    return jsonResponse(200, {
+      status: shared.state === "degraded" ? "degraded" : "ok",
+      function: FUNCTION_NAME,
+      uptimeMs: now() - startedAt,
+      tiers: {
+        memory: deps.memory.stats(),
+        redis: shared,
+        database: { client: deps.databaseName },
+      },
+    });
+  }
+
+  return async (request: Request): Promise<Response> => {
+    try {
+      return await handle(request);
+    } catch (error) {
+      return toErrorResponse(error, deps.logger);
+    }
+  };
+}
+
+/** Maps an error to its HTTP response: 4xx for what the sender did, 503 for outages. */
+export function toErrorResponse(error: unknown, logger: Logger): Response {
+  if (error instanceof HttpError) {
+    if (error.status >= 500) logger.error(error.message, { code: error.code });
+    else logger.info("delivery refused", { status: error.status, code: error.code });
+    return errorResponse(error);
+  }
+  if (error instanceof UnauthorizedError) {
+    logger.warn("delivery refused", { status: 401, reason: error.message });
+    return errorResponse(new HttpError(401, "unauthorized", error.message));
+  }
+  if (error instanceof DatabaseUnavailableError) {
+    const cause = error.cause instanceof Error ? error.cause.message : undefined;
+    logger.error("database unavailable; claims released, sender should retry", { cause });
+    return errorResponse(
+      new HttpError(503, "database_unavailable", "the database is unavailable; retry later", {
+        headers: { "retry-after": "5" },
+      }),
+    );
+  }
+  if (error instanceof ConfigError) {
+    logger.error("function is not configured", { problems: error.problems.join("; ") });
+    return errorResponse(
+      new HttpError(503, "not_configured", "the function is not configured", {
+        details: error.problems,
+        headers: { "retry-after": "60" },
+      }),
+    );
+  }
+  logger.error("unexpected error", {
+    error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+  });
+  return errorResponse(new HttpError(500, "internal_error", "unexpected error"));
+}
+
+/** Builds the repository the configuration asks for. */
+export function createRepository(config: WebhookConfig): MembershipRepository {
+  const db = config.database;
+  return db.kind === "postgres"
+    ? new PostgresMembershipRepository({
+      url: db.url,
+      poolMax: db.poolMax,
+      timeoutMs: db.timeoutMs,
+    })
+    : new SupabaseRpcMembershipRepository({
+      url: db.url,
+      serviceRoleKey: db.serviceRoleKey,
+      timeoutMs: db.timeoutMs,
+    });
+}
+
+/** Builds the handler and its dependencies from a validated configuration. */
+export function createMembershipWebhookFromConfig(
+  config: WebhookConfig,
+  logger: Logger = createLogger(config.logLevel, { fn: FUNCTION_NAME }),
+): { handler: FetchHandler; close: () => Promise<void> } {
+  if (!config.webhookSecret && !config.allowUnsigned) {
+    throw new ConfigError([
+      "WEBHOOK_SECRET: not set; set it (or ALLOW_UNSIGNED_WEBHOOKS=true for local use only)",
+    ]);
+  }
+  const memory = new MemoryClaimStore({
+    maxKeys: config.dedup.memoryMaxKeys,
+    ttlMs: config.dedup.claimTtlMs,
+    burstMs: config.dedup.memoryBurstMs,
+  });
+  const shared = config.redis
+    ? new UpstashClaimStore({
+      url: config.redis.url,
+      token: config.redis.token,
+      ttlMs: config.dedup.claimTtlMs,
+      timeoutMs: config.redis.timeoutMs,
+      keyPrefix: config.dedup.keyPrefix,
+    })
+    : undefined;
+  const repository = createRepository(config);
+  const processor = new ExactlyOnceProcessor({
+    memory,
+    shared,
+    repository,
+    windowMs: config.dedup.windowMs,
+    sharedCooldownMs: config.redis?.cooldownMs ?? 0,
+    logger,
+  });
+  if (!config.webhookSecret) {
+    logger.warn("ALLOW_UNSIGNED_WEBHOOKS=true: accepting unsigned webhooks (local use only)");
+  }
+  const handler = createMembershipWebhook({
+    processor,
+    memory,
+    authenticator: config.webhookSecret
+      ? new WebhookAuthenticator(config.webhookSecret)
+      : undefined,
+    logger,
+    databaseName: repository.name,
+  });
+  return { handler, close: () => repository.close() };
+}
+
+/**
+ * The handler for `index.ts`: reads the environment once, on the first request. A configuration
+ * error answers every request with 503 and names the variables to fix.
+ */
+export function membershipWebhookFromEnv(
+  env: () => Record<string, string | undefined> = () => Deno.env.toObject(),
+): FetchHandler {
+  let built: FetchHandler | undefined;
+  const fallbackLogger = createLogger("info", { fn: FUNCTION_NAME });
+  return (request: Request) => {
+    if (!built) {
+      try {
+        built = createMembershipWebhookFromConfig(parseConfig(env())).handler;
+      } catch (error) {
+        built = (_request: Request) => Promise.resolve(toErrorResponse(error, fallbackLogger));
+      }
+    }
+    return built(request);
+  };
+}
