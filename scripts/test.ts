@@ -1,0 +1,43 @@
+/**
+ * `deno task test`: starts a real PostgreSQL (wal_level=logical) and a real Redis on loopback,
+ * applies the migrations, runs `deno test` with their addresses in the environment, and stops
+ * everything. Extra arguments go to `deno test` (e.g. a file or `--filter`).
+ */
+import { applyMigrations } from "./lib/migrate.ts";
+import { freePort } from "./lib/ports.ts";
+import { startPostgres } from "./lib/postgres_server.ts";
+import { startRedis } from "./lib/redis_server.ts";
+
+const work = await Deno.makeTempDir({ prefix: "wa-webhook-test-" });
+await Deno.chmod(work, 0o755);
+const pg = await startPostgres({
+  dataDir: `${work}/pgdata`,
+  port: freePort(),
+  logFile: `${work}/postgres.log`,
+  settings: { fsync: "off", full_page_writes: "off" },
+});
+const redis = await startRedis({ port: freePort() });
+let code = 1;
+try {
+  await applyMigrations(pg.url);
+  const args = Deno.args.length > 0 ? Deno.args : ["tests/"];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["test", "-A", ...args],
+    env: {
+      TEST_DATABASE_URL: pg.url,
+      TEST_REDIS_URL: redis.url,
+      TEST_WORK_DIR: work,
+      LOG_LEVEL: Deno.env.get("LOG_LEVEL") ?? "error",
+    },
+    stdin: "null",
+  }).spawn();
+  code = (await child.status).code;
+} catch (error) {
+  console.error(error);
+} finally {
+  await redis.stop();
+  await pg.stop();
+  if (code === 0) await Deno.remove(work, { recursive: true }).catch(() => {});
+  else console.error(`test servers' logs kept in ${work}`);
+}
+Deno.exit(code);

@@ -1,0 +1,180 @@
+/**
+ * The SQL apply function and the schema, against the real PostgreSQL, with Realtime events
+ * counted from a logical replication slot.
+ */
+import assert from "node:assert/strict";
+import { PostgresMembershipRepository } from "../supabase/functions/_shared/db/postgres_membership_repository.ts";
+import type { MembershipEvent } from "../supabase/functions/_shared/membership_event.ts";
+import { databaseUrl, groupRows, sqlClient, uniqueGroup } from "./support/env.ts";
+import { RealtimeChangeFeed } from "./support/realtime_changes.ts";
+
+const T = Date.UTC(2026, 10, 22, 5, 0, 0);
+
+function ev(group: string, action: "join" | "leave", at: number, participant = "+919963064165") {
+  return { action, groupJid: group, participant, at, atSource: "payload" } as MembershipEvent;
+}
+
+async function withRepo(fn: (repo: PostgresMembershipRepository) => Promise<void>) {
+  const repo = new PostgresMembershipRepository({
+    url: databaseUrl(),
+    poolMax: 4,
+    timeoutMs: 5000,
+  });
+  try {
+    await fn(repo);
+  } finally {
+    await repo.close();
+  }
+}
+
+Deno.test("apply: only real state changes write, and each write is one Realtime change", async () => {
+  const sql = sqlClient();
+  const feed = await RealtimeChangeFeed.open(sql);
+  const group = uniqueGroup();
+  try {
+    await withRepo(async (repo) => {
+      assert.deepEqual(await repo.apply([ev(group, "join", T)]), ["applied"]);
+      assert.deepEqual(await repo.apply([ev(group, "join", T)]), ["unchanged"]);
+      assert.deepEqual(await repo.apply([ev(group, "join", T + 10)]), ["unchanged"]);
+      assert.deepEqual(await repo.apply([ev(group, "leave", T + 20)]), ["applied"]);
+      assert.deepEqual(await repo.apply([ev(group, "leave", T + 20)]), ["unchanged"]);
+      // A late duplicate of the older join after the newer leave: stale, nothing written.
+      assert.deepEqual(await repo.apply([ev(group, "join", T)]), ["stale"]);
+      // A rejoin at the same instant as the leave is still a state change.
+      assert.deepEqual(await repo.apply([ev(group, "join", T + 20)]), ["applied"]);
+    });
+    const changes = await feed.changes(group);
+    assert.deepEqual(changes.map((c) => c.op), ["INSERT", "UPDATE", "UPDATE"]);
+    assert.ok(changes.every((c) => c.table === "public.whatsapp_group_members"));
+    const rows = await groupRows(sql, group);
+    assert.equal(rows.length, 1);
+    assert.equal(rows[0].status, "member");
+    assert.equal(rows[0].last_event_at.getTime(), T + 20);
+  } finally {
+    await feed.close();
+    await sql.end();
+  }
+});
+
+Deno.test("apply: several events in one call come back in order, one outcome each", async () => {
+  const sql = sqlClient();
+  const group = uniqueGroup();
+  try {
+    await withRepo(async (repo) => {
+      const outcomes = await repo.apply([
+        ev(group, "join", T, "+14155552671"),
+        ev(group, "join", T, "+919963064165"),
+        ev(group, "join", T, "+14155552671"),
+        ev(group, "leave", T + 5, "+447911123456"),
+      ]);
+      assert.deepEqual(outcomes, ["applied", "applied", "unchanged", "applied"]);
+    });
+    const rows = await groupRows(sql, group);
+    assert.deepEqual(rows.map((r) => [r.phone, r.status]), [
+      ["+14155552671", "member"],
+      ["+447911123456", "left"],
+      ["+919963064165", "member"],
+    ]);
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("apply: concurrent calls with the same event change the row once", async () => {
+  const sql = sqlClient();
+  const feed = await RealtimeChangeFeed.open(sql);
+  const group = uniqueGroup();
+  try {
+    await withRepo(async (repo) => {
+      const outcomes = (await Promise.all(
+        Array.from({ length: 8 }, () => repo.apply([ev(group, "join", T)])),
+      )).flat();
+      assert.equal(outcomes.filter((o) => o === "applied").length, 1);
+      assert.equal(outcomes.filter((o) => o === "unchanged").length, 7);
+      // Opposite participant order in two calls must not deadlock.
+      const a = [
+        ev(group, "leave", T + 1, "+14155552671"),
+        ev(group, "leave", T + 1, "+919963064165"),
+      ];
+      const b = [
+        ev(group, "leave", T + 1, "+919963064165"),
+        ev(group, "leave", T + 1, "+14155552671"),
+      ];
+      await Promise.all([repo.apply(a), repo.apply(b), repo.apply(a), repo.apply(b)]);
+    });
+    const changes = await feed.changes(group);
+    assert.deepEqual(changes.map((c) => c.op), ["INSERT", "INSERT", "UPDATE"]);
+  } finally {
+    await feed.close();
+    await sql.end();
+  }
+});
+
+Deno.test("schema: RLS lets authenticated users read and nobody else write", async () => {
+  const sql = sqlClient(1);
+  const group = uniqueGroup();
+  try {
+    await withRepo((repo) => repo.apply([ev(group, "join", T)]).then(() => {}));
+    const [{ rls }] = await sql`select relrowsecurity as rls from pg_class
+      where oid = 'public.whatsapp_group_members'::regclass`;
+    assert.equal(rls, true);
+    const asRole = (role: string, query: string) =>
+      sql.begin(async (tx) => {
+        await tx.unsafe(`set local role ${role}`);
+        return await tx.unsafe(query);
+      });
+    const visible = await asRole(
+      "authenticated",
+      `select phone from public.whatsapp_group_members where group_jid = '${group}'`,
+    );
+    assert.equal(visible.length, 1);
+    await assert.rejects(
+      asRole(
+        "authenticated",
+        `insert into public.whatsapp_group_members (group_jid, phone, status, last_event_at)
+         values ('${group}', '+14155552671', 'member', now())`,
+      ),
+      /permission denied/,
+    );
+    await assert.rejects(
+      asRole("anon", "select 1 from public.whatsapp_group_members limit 1"),
+      /permission denied/,
+    );
+    await assert.rejects(
+      asRole("authenticated", "select * from public.apply_whatsapp_membership_events('[]')"),
+      /permission denied/,
+    );
+    const applied = await asRole(
+      "service_role",
+      `select * from public.apply_whatsapp_membership_events('[{"group_jid":"${group}",
+        "phone":"+14155552671","action":"join","event_at":"2026-11-22T05:00:00Z"}]')`,
+    );
+    assert.equal(applied[0].outcome, "applied");
+    const [{ published }] = await sql`select count(*)::int as published from pg_publication_tables
+      where pubname = 'supabase_realtime' and tablename = 'whatsapp_group_members'`;
+    assert.equal(published, 1);
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("schema: the table refuses values the function would never write", async () => {
+  const sql = sqlClient(1);
+  try {
+    for (
+      const [group, phone, status] of [
+        ["not-a-group", "+919963064165", "member"],
+        ["120363025246125486@g.us", "919963064165", "member"],
+        ["120363025246125486@g.us", "+919963064165", "admin"],
+      ]
+    ) {
+      await assert.rejects(
+        sql`insert into public.whatsapp_group_members (group_jid, phone, status, last_event_at)
+            values (${group}, ${phone}, ${status}, now())`,
+        /violates check constraint/,
+      );
+    }
+  } finally {
+    await sql.end();
+  }
+});

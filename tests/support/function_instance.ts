@@ -1,0 +1,71 @@
+/**
+ * Function instances as separate processes: each runs the local runner
+ * (`scripts/serve_functions.ts`) with its own port and in-memory tier, sharing the database and
+ * Redis through the environment, as separate Edge Function instances would.
+ */
+import { freePort } from "../../scripts/lib/ports.ts";
+
+/** A running runner process. */
+export interface FunctionInstance {
+  /** Base URL, e.g. `http://127.0.0.1:40123/functions/v1`. */
+  baseUrl: string;
+  /** URL of one function. */
+  url(name: string): string;
+  stop(): Promise<void>;
+}
+
+/** The variables a child Deno needs to find its cache; nothing else leaks into the instance. */
+function inherited(): Record<string, string> {
+  const keep: Record<string, string> = {};
+  for (const name of ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) keep[name] = value;
+  }
+  return keep;
+}
+
+const RUNNER = new URL("../../scripts/serve_functions.ts", import.meta.url).pathname;
+
+/** Starts a runner process with the given environment and waits until it answers. */
+export async function startFunctionInstance(
+  env: Record<string, string>,
+): Promise<FunctionInstance> {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", RUNNER],
+    env: {
+      ...inherited(),
+      ...env,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      LOG_LEVEL: env.LOG_LEVEL ?? "error",
+    },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "inherit",
+  }).spawn();
+  let exited = false;
+  child.status.then(() => (exited = true));
+  const baseUrl = `http://127.0.0.1:${port}/functions/v1`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (exited) throw new Error("function runner exited during start-up");
+    try {
+      const response = await fetch(`${baseUrl}/whatsapp-membership-webhook/health`);
+      await response.body?.cancel();
+      if (response.ok) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error("function runner did not start in 30 s");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    baseUrl,
+    url: (name) => `${baseUrl}/${name}`,
+    async stop() {
+      if (exited) return;
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}

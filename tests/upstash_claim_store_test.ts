@@ -1,0 +1,115 @@
+/**
+ * The Redis tier through `@upstash/redis`, against the local Upstash-compatible endpoint backed by
+ * the real Redis server.
+ */
+import assert from "node:assert/strict";
+import { createClient } from "@redis/client";
+import { ClaimStoreUnavailableError } from "../supabase/functions/_shared/claims/claim_store.ts";
+import { UpstashClaimStore } from "../supabase/functions/_shared/claims/upstash_claim_store.ts";
+import { freePort } from "../scripts/lib/ports.ts";
+import { startUpstashRestServer } from "../scripts/lib/upstash_rest_server.ts";
+import { redisUrl } from "./support/env.ts";
+
+const TOKEN = "test-upstash-token";
+
+async function setup() {
+  const endpoint = await startUpstashRestServer({ redisUrl: redisUrl(), token: TOKEN });
+  const prefix = `t${crypto.randomUUID().slice(0, 8)}`;
+  const store = new UpstashClaimStore({
+    url: endpoint.url,
+    token: TOKEN,
+    ttlMs: 60_000,
+    timeoutMs: 300,
+    keyPrefix: prefix,
+  });
+  const redis = createClient({ url: redisUrl(), RESP: 2 });
+  await redis.connect();
+  return {
+    endpoint,
+    store,
+    redis,
+    prefix,
+    async close() {
+      redis.destroy();
+      await endpoint.close();
+    },
+  };
+}
+
+Deno.test("redis tier: SET NX PX claims once, in one pipeline for many keys", async () => {
+  const t = await setup();
+  try {
+    const before = t.endpoint.stats.requests;
+    assert.deepEqual(
+      await t.store.claim([{ key: "a", at: 0 }, { key: "b", at: 0 }, { key: "a", at: 0 }]),
+      ["claimed", "claimed", "held"],
+    );
+    assert.equal(t.endpoint.stats.requests - before, 1, "one round trip");
+    assert.deepEqual(await t.store.claim([{ key: "a", at: 0 }]), ["held"]);
+    const ttl = Number(await t.redis.sendCommand(["PTTL", `${t.prefix}:a`]));
+    assert.ok(ttl > 55_000 && ttl <= 60_000, `TTL ${ttl}`);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("redis tier: a claim frees the opposite action's key; release deletes claims", async () => {
+  const t = await setup();
+  try {
+    await t.store.claim([{ key: "join", at: 0 }]);
+    assert.deepEqual(await t.store.claim([{ key: "leave", at: 0, frees: "join" }]), ["claimed"]);
+    assert.equal(await t.redis.sendCommand(["EXISTS", `${t.prefix}:join`]), 0);
+    assert.deepEqual(await t.store.claim([{ key: "join", at: 0, frees: "leave" }]), ["claimed"]);
+    await t.store.release(["join"]);
+    assert.deepEqual(await t.store.claim([{ key: "join", at: 0 }]), ["claimed"]);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("redis tier: a slow endpoint is an error after the timeout, never 'held'", async () => {
+  const t = await setup();
+  try {
+    await t.store.claim([{ key: "x", at: 0 }]);
+    t.endpoint.faults.delayMs = 2_000;
+    const started = Date.now();
+    await assert.rejects(t.store.claim([{ key: "x", at: 0 }]), ClaimStoreUnavailableError);
+    assert.ok(Date.now() - started < 1_500, "bounded by the timeout");
+  } finally {
+    t.endpoint.faults.delayMs = 0;
+    await t.close();
+  }
+});
+
+Deno.test("redis tier: an unreachable endpoint or a wrong token is an error, never 'held'", async () => {
+  const down = new UpstashClaimStore({
+    url: `http://127.0.0.1:${freePort()}`,
+    token: TOKEN,
+    ttlMs: 1000,
+    timeoutMs: 300,
+    keyPrefix: "t",
+  });
+  await assert.rejects(down.claim([{ key: "x", at: 0 }]), ClaimStoreUnavailableError);
+  await assert.rejects(down.release(["x"]), ClaimStoreUnavailableError);
+  const t = await setup();
+  try {
+    const wrongToken = new UpstashClaimStore({
+      url: t.endpoint.url,
+      token: "wrong",
+      ttlMs: 1000,
+      timeoutMs: 300,
+      keyPrefix: t.prefix,
+    });
+    await assert.rejects(
+      wrongToken.claim([{ key: "x", at: 0 }]),
+      (error: Error) => {
+        assert.ok(error instanceof ClaimStoreUnavailableError);
+        // Keys hold phone numbers: the error must not repeat the command.
+        assert.ok(!String((error.cause as Error).message).includes(t.prefix));
+        return true;
+      },
+    );
+  } finally {
+    await t.close();
+  }
+});
