@@ -22,7 +22,7 @@ try {
   await applyMigrations(pg.url);
   const args = Deno.args.length > 0 ? Deno.args : ["tests/"];
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", ...args],
+    args: ["test", "-A", `--junit-path=${work}/junit.xml`, ...args],
     env: {
       TEST_DATABASE_URL: pg.url,
       TEST_REDIS_URL: redis.url,
@@ -32,6 +32,15 @@ try {
     stdin: "null",
   }).spawn();
   code = (await child.status).code;
+  const junit = await Deno.readTextFile(`${work}/junit.xml`).catch(() => "");
+  const suites = /<testsuites[^>]*\btests="(\d+)"[^>]*\bfailures="(\d+)"[^>]*\berrors="(\d+)"/.exec(
+    junit,
+  );
+  if (suites) {
+    const [total, failures, errors] = suites.slice(1).map(Number);
+    const failed = failures + errors;
+    console.log(`tests: ${total - failed} passed, ${failed} failed`);
+  }
 } catch (error) {
   console.error(error);
 } finally {

@@ -35,9 +35,10 @@ export function uniqueGroup(): string {
 
 /** The rows of one group, ordered by participant. */
 export async function groupRows(sql: postgres.Sql, groupJid: string) {
-  return await sql<{ phone: string; status: string; last_event_at: Date }[]>`
+  const rows = await sql<{ phone: string; status: string; last_event_at: Date }[]>`
     select phone, status, last_event_at from public.whatsapp_group_members
     where group_jid = ${groupJid} order by phone`;
+  return [...rows];
 }
 
 /** The secret the tests sign with. */

@@ -258,7 +258,11 @@ export function membershipWebhookFromEnv(
   env: () => Record<string, string | undefined> = () => Deno.env.toObject(),
 ): FetchHandler {
   let built: FetchHandler | undefined;
-  const fallbackLogger = createLogger("info", { fn: FUNCTION_NAME });
+  const level = env().LOG_LEVEL;
+  const fallbackLogger = createLogger(
+    level === "debug" || level === "warn" || level === "error" ? level : "info",
+    { fn: FUNCTION_NAME },
+  );
   return (request: Request) => {
     if (!built) {
       try {

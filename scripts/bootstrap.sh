@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a fresh machine, then runs the command given as arguments.
+#   - Deno and the Supabase CLI, pinned in tools/package.json, from the npm registry;
+#   - PostgreSQL server binaries and redis-server, from Debian's packages, when missing and
+#     when running as root (otherwise it says what to install).
+# Usage: scripts/bootstrap.sh [--need-redis] -- <command...>
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+need_redis=0
+while [[ $# -gt 0 && "$1" != "--" ]]; do
+  case "$1" in
+    --need-redis) need_redis=1 ;;
+    *) echo "bootstrap: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ "${1:-}" == "--" ]] && shift
+
+if [[ ! -x tools/node_modules/.bin/deno ]]; then
+  echo "bootstrap: installing Deno and the Supabase CLI (tools/package-lock.json)" >&2
+  npm ci --prefix tools --no-audit --no-fund --loglevel=error >&2
+fi
+export PATH="$ROOT/tools/node_modules/.bin:$PATH"
+
+missing=()
+if [[ -z "${PG_BIN:-}" ]] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
+  && ! command -v pg_config >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
+if [[ "$need_redis" == 1 ]] && ! command -v redis-server >/dev/null 2>&1; then
+  missing+=(redis-server)
+fi
+if [[ ${#missing[@]} -gt 0 ]]; then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing ${missing[*]} (apt-get)" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  else
+    echo "bootstrap: please install: ${missing[*]} (e.g. sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
+exec "$@"

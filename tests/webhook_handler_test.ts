@@ -1,0 +1,440 @@
+/**
+ * The handler in-process, against the real database: input checks, auth, responses, and the
+ * claim/release lifecycle under database and Redis failures.
+ */
+import assert from "node:assert/strict";
+import { createClient } from "@redis/client";
+import { parseConfig } from "../supabase/functions/_shared/config.ts";
+import { createLogger, silentLogger } from "../supabase/functions/_shared/log.ts";
+import {
+  createMembershipWebhookFromConfig,
+  membershipWebhookFromEnv,
+} from "../supabase/functions/whatsapp-membership-webhook/handler.ts";
+import { freePort } from "../scripts/lib/ports.ts";
+import { startUpstashRestServer } from "../scripts/lib/upstash_rest_server.ts";
+import {
+  databaseUrl,
+  groupRows,
+  redisUrl,
+  signature,
+  sqlClient,
+  TEST_SECRET,
+  uniqueGroup,
+} from "./support/env.ts";
+import { RealtimeChangeFeed } from "./support/realtime_changes.ts";
+import { startTcpForwarder } from "./support/tcp_forwarder.ts";
+import { failGroup, healGroup, installFailureTrigger } from "./support/failure_trigger.ts";
+
+const URL_ = "http://127.0.0.1/whatsapp-membership-webhook";
+const HEALTH = `${URL_}/health`;
+
+function build(env: Record<string, string> = {}) {
+  return createMembershipWebhookFromConfig(
+    parseConfig({ SUPABASE_DB_URL: databaseUrl(), WEBHOOK_SECRET: TEST_SECRET, ...env }),
+    silentLogger,
+  );
+}
+
+async function signedRequest(payload: unknown, headers: Record<string, string> = {}) {
+  const body = typeof payload === "string" ? payload : JSON.stringify(payload);
+  return new Request(URL_, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-webhook-signature": await signature(body),
+      ...headers,
+    },
+    body,
+  });
+}
+
+async function call(handler: (r: Request) => Promise<Response>, request: Request) {
+  const response = await handler(request);
+  return { status: response.status, headers: response.headers, body: await response.json() };
+}
+
+async function memorySize(handler: (r: Request) => Promise<Response>): Promise<number> {
+  const health = await (await handler(new Request(HEALTH))).json();
+  return health.tiers.memory.size;
+}
+
+function join(group: string, extra: Record<string, unknown> = {}) {
+  return { event: "join", groupJid: group, participant: "919963064165@s.whatsapp.net", ...extra };
+}
+
+Deno.test("bad input: right status, clear JSON error, nothing written, no claim taken", async () => {
+  const { handler, close } = build();
+  const sql = sqlClient();
+  const feed = await RealtimeChangeFeed.open(sql);
+  const group = uniqueGroup();
+  try {
+    const valid = JSON.stringify(join(group));
+    const huge = JSON.stringify(join(group, { pad: "x".repeat(70 * 1024) }));
+    const streamed = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 80; i++) controller.enqueue(new Uint8Array(1024).fill(32));
+        controller.close();
+      },
+    });
+    const cases: [string, Request, number, string][] = [
+      ["GET", new Request(URL_), 405, "method_not_allowed"],
+      ["PUT", new Request(URL_, { method: "PUT", body: valid }), 405, "method_not_allowed"],
+      ["too large", await signedRequest(huge), 413, "payload_too_large"],
+      [
+        "too large, streamed",
+        new Request(URL_, { method: "POST", body: streamed }),
+        413,
+        "payload_too_large",
+      ],
+      ["malformed JSON", await signedRequest("{not json"), 400, "malformed_json"],
+      ["not an object", await signedRequest("[1,2]"), 400, "invalid_payload"],
+      [
+        "unknown event",
+        await signedRequest({ ...join(group), event: "explode" }),
+        400,
+        "invalid_payload",
+      ],
+      [
+        "no participant",
+        await signedRequest({ event: "join", groupJid: group }),
+        400,
+        "invalid_payload",
+      ],
+      ["bad group", await signedRequest(join("hello")), 400, "invalid_payload"],
+      [
+        "bad participant",
+        await signedRequest(join(group, { participant: "12@s.whatsapp.net" })),
+        400,
+        "invalid_payload",
+      ],
+      [
+        "bad timestamp",
+        await signedRequest(join(group, { timestamp: "soon" })),
+        400,
+        "invalid_payload",
+      ],
+      ["unsigned", new Request(URL_, { method: "POST", body: valid }), 401, "unauthorized"],
+      [
+        "wrong signature",
+        new Request(URL_, {
+          method: "POST",
+          body: valid,
+          headers: { "x-webhook-signature": await signature(valid, "another-secret-0123456789") },
+        }),
+        401,
+        "unauthorized",
+      ],
+      [
+        "signature of another body",
+        new Request(URL_, {
+          method: "POST",
+          body: valid,
+          headers: { "x-webhook-signature": await signature(valid + " ") },
+        }),
+        401,
+        "unauthorized",
+      ],
+      [
+        "malformed signature",
+        new Request(URL_, {
+          method: "POST",
+          body: valid,
+          headers: { "x-webhook-signature": "md5=abc" },
+        }),
+        401,
+        "unauthorized",
+      ],
+      [
+        "wrong bearer",
+        new Request(URL_, {
+          method: "POST",
+          body: valid,
+          headers: { authorization: "Bearer nope" },
+        }),
+        401,
+        "unauthorized",
+      ],
+    ];
+    for (const [name, request, status, code] of cases) {
+      const result = await call(handler, request);
+      assert.equal(result.status, status, `${name}: status`);
+      assert.equal(result.body.success, false, `${name}: success`);
+      assert.equal(result.body.error, code, `${name}: error code`);
+      assert.equal(typeof result.body.message, "string", `${name}: message`);
+      assert.equal(result.headers.get("content-type"), "application/json; charset=utf-8");
+    }
+    const schema = await call(handler, await signedRequest({ event: "explode", groupJid: 5 }));
+    assert.deepEqual(schema.body.issues.map((i: { path: string }) => i.path).sort(), [
+      "event",
+      "groupJid",
+    ]);
+    const normalisation = await call(
+      handler,
+      await signedRequest(
+        join("hello", { participants: ["919963064165", "12"], timestamp: "soon" }),
+      ),
+    );
+    assert.deepEqual(
+      normalisation.body.issues.map((i: { path: string }) => i.path).sort(),
+      ["groupJid", "participants.1", "timestamp"],
+    );
+    assert.deepEqual(await groupRows(sql, group), []);
+    assert.deepEqual(await feed.changes(group), []);
+    assert.equal(await memorySize(handler), 0);
+  } finally {
+    await feed.close();
+    await sql.end();
+    await close();
+  }
+});
+
+Deno.test("auth: a valid HMAC or bearer token is accepted", async () => {
+  const { handler, close } = build();
+  const sql = sqlClient();
+  const group = uniqueGroup();
+  try {
+    const hmac = await call(handler, await signedRequest(join(group)));
+    assert.equal(hmac.status, 200);
+    assert.equal(hmac.body.results[0].outcome, "applied");
+    const bearer = await call(
+      handler,
+      new Request(URL_, {
+        method: "POST",
+        headers: { authorization: `Bearer ${TEST_SECRET}` },
+        body: JSON.stringify({ ...join(group), event: "leave" }),
+      }),
+    );
+    assert.equal(bearer.status, 200);
+    assert.equal(bearer.body.results[0].outcome, "applied");
+    assert.equal((await groupRows(sql, group))[0].status, "left");
+  } finally {
+    await sql.end();
+    await close();
+  }
+});
+
+Deno.test("config: no secret refuses every webhook unless unsigned ones are allowed", async () => {
+  const group = uniqueGroup();
+  const sql = sqlClient();
+  try {
+    const refusing = membershipWebhookFromEnv(() => ({ SUPABASE_DB_URL: databaseUrl() }));
+    const refused = await call(
+      refusing,
+      new Request(URL_, { method: "POST", body: JSON.stringify(join(group)) }),
+    );
+    assert.equal(refused.status, 503);
+    assert.equal(refused.body.error, "not_configured");
+    assert.match(JSON.stringify(refused.body.issues), /WEBHOOK_SECRET/);
+
+    const broken = membershipWebhookFromEnv(() => ({
+      SUPABASE_DB_URL: databaseUrl(),
+      WEBHOOK_SECRET: TEST_SECRET,
+      DEDUP_WINDOW_MS: "soon",
+    }));
+    const misconfigured = await call(broken, await signedRequest(join(group)));
+    assert.equal(misconfigured.status, 503);
+    assert.match(JSON.stringify(misconfigured.body.issues), /DEDUP_WINDOW_MS/);
+    assert.deepEqual(await groupRows(sql, group), []);
+
+    const { handler, close } = build({ WEBHOOK_SECRET: "", ALLOW_UNSIGNED_WEBHOOKS: "true" });
+    try {
+      const open = await call(
+        handler,
+        new Request(URL_, { method: "POST", body: JSON.stringify(join(group)) }),
+      );
+      assert.equal(open.status, 200);
+      assert.equal(open.body.results[0].outcome, "applied");
+    } finally {
+      await close();
+    }
+  } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("events this function does not handle are acknowledged and ignored", async () => {
+  const { handler, close } = build();
+  const sql = sqlClient();
+  const group = uniqueGroup();
+  try {
+    const result = await call(handler, await signedRequest({ ...join(group), event: "promote" }));
+    assert.equal(result.status, 200);
+    assert.equal(result.body.ignored, true);
+    assert.deepEqual(result.body.results, []);
+    assert.deepEqual(await groupRows(sql, group), []);
+  } finally {
+    await sql.end();
+    await close();
+  }
+});
+
+Deno.test("several participants: each is deduped on its own; phones are masked", async () => {
+  const { handler, close } = build();
+  const sql = sqlClient();
+  const feed = await RealtimeChangeFeed.open(sql);
+  const group = uniqueGroup();
+  try {
+    const payload = {
+      event: "join",
+      groupJid: group,
+      participants: ["919963064165:4@s.whatsapp.net", "+91 99630 64165", "14155552671@c.us"],
+      timestamp: Math.floor(Date.now() / 1000),
+    };
+    const first = await call(handler, await signedRequest(payload));
+    assert.equal(first.status, 200);
+    assert.equal(first.body.duplicate, false);
+    assert.deepEqual(first.body.results.map((r: { outcome: string }) => r.outcome), [
+      "applied",
+      "duplicate",
+      "applied",
+    ]);
+    assert.deepEqual(first.body.results.map((r: { phone: string }) => r.phone), [
+      "+91*******165",
+      "+91*******165",
+      "+14******671",
+    ]);
+    assert.ok(!JSON.stringify(first.body).includes("9963064165"), "no full phone number");
+    const again = await call(handler, await signedRequest({ ...payload, sessionId: "other" }));
+    assert.equal(again.body.duplicate, true);
+    assert.equal((await feed.changes(group)).length, 2);
+    assert.equal((await groupRows(sql, group)).length, 2);
+  } finally {
+    await feed.close();
+    await sql.end();
+    await close();
+  }
+});
+
+Deno.test("database outage: 503, claims released, the retry is applied exactly once", async () => {
+  const port = Number(new URL(databaseUrl()).port);
+  const forwarder = startTcpForwarder(port);
+  const url = new URL(databaseUrl());
+  url.port = String(forwarder.port);
+  const endpoint = await startUpstashRestServer({ redisUrl: redisUrl(), token: "tok" });
+  const prefix = `t${crypto.randomUUID().slice(0, 8)}`;
+  const { handler, close } = build({
+    SUPABASE_DB_URL: url.href,
+    DB_TIMEOUT_MS: "2000",
+    UPSTASH_REDIS_REST_URL: endpoint.url,
+    UPSTASH_REDIS_REST_TOKEN: "tok",
+    DEDUP_KEY_PREFIX: prefix,
+  });
+  const redis = createClient({ url: redisUrl(), RESP: 2 });
+  await redis.connect();
+  const sql = sqlClient();
+  const feed = await RealtimeChangeFeed.open(sql);
+  const group = uniqueGroup();
+  const payload = join(group, { timestamp: Math.floor(Date.now() / 1000) });
+  try {
+    forwarder.stop();
+    const down = await call(handler, await signedRequest(payload));
+    assert.equal(down.status, 503);
+    assert.equal(down.body.error, "database_unavailable");
+    assert.equal(down.headers.get("retry-after"), "5");
+    assert.equal(await memorySize(handler), 0, "memory claim released");
+    assert.deepEqual(await redis.sendCommand(["KEYS", `${prefix}:*`]), [], "redis claim released");
+    assert.deepEqual(await groupRows(sql, group), []);
+
+    forwarder.start();
+    const retry = await call(handler, await signedRequest(payload));
+    assert.equal(retry.status, 200);
+    assert.equal(retry.body.results[0].outcome, "applied");
+    const again = await call(handler, await signedRequest(payload));
+    assert.equal(again.body.results[0].outcome, "duplicate");
+    assert.deepEqual((await feed.changes(group)).map((c) => c.op), ["INSERT"]);
+  } finally {
+    forwarder.stop();
+    redis.destroy();
+    await feed.close();
+    await sql.end();
+    await close();
+    await endpoint.close();
+  }
+});
+
+Deno.test("database error in the apply function: 503, then the retry is applied once", async () => {
+  const sql = sqlClient();
+  await installFailureTrigger(sql);
+  const { handler, close } = build();
+  const feed = await RealtimeChangeFeed.open(sql);
+  const group = uniqueGroup();
+  const payload = join(group, { timestamp: Math.floor(Date.now() / 1000) });
+  try {
+    await failGroup(sql, group);
+    const failed = await call(handler, await signedRequest(payload));
+    assert.equal(failed.status, 503);
+    await healGroup(sql, group);
+    const retry = await call(handler, await signedRequest(payload));
+    assert.equal(retry.body.results[0].outcome, "applied");
+    const again = await call(handler, await signedRequest({ ...payload, sessionId: "b" }));
+    assert.equal(again.body.results[0].outcome, "duplicate");
+    assert.equal((await feed.changes(group)).length, 1);
+  } finally {
+    await feed.close();
+    await sql.end();
+    await close();
+  }
+});
+
+Deno.test("redis down or slow: fail-open to the database, never a duplicate; health shows it", async () => {
+  const sql = sqlClient();
+  const feed = await RealtimeChangeFeed.open(sql);
+  const group = uniqueGroup();
+  const downPort = freePort();
+  const down = build({
+    UPSTASH_REDIS_REST_URL: `http://127.0.0.1:${downPort}`,
+    UPSTASH_REDIS_REST_TOKEN: "tok",
+    REDIS_COOLDOWN_MS: "0",
+  });
+  const endpoint = await startUpstashRestServer({ redisUrl: redisUrl(), token: "tok" });
+  endpoint.faults.delayMs = 2_000;
+  const slow = build({
+    UPSTASH_REDIS_REST_URL: endpoint.url,
+    UPSTASH_REDIS_REST_TOKEN: "tok",
+    REDIS_TIMEOUT_MS: "200",
+  });
+  try {
+    const first = await call(down.handler, await signedRequest(join(group)));
+    assert.equal(first.status, 200);
+    assert.equal(first.body.results[0].outcome, "applied");
+    const health = await (await down.handler(new Request(HEALTH))).json();
+    assert.equal(health.status, "degraded");
+    assert.equal(health.tiers.redis.state, "degraded");
+    assert.ok(health.tiers.redis.consecutiveFailures >= 1);
+
+    // Another instance whose Redis answers late: the copy goes to the database, which writes nothing.
+    const started = Date.now();
+    const copy = await call(slow.handler, await signedRequest(join(group, { sessionId: "b" })));
+    assert.ok(Date.now() - started < 1_500, "bounded by REDIS_TIMEOUT_MS");
+    assert.equal(copy.body.results[0].outcome, "unchanged");
+    const leave = await call(slow.handler, await signedRequest({ ...join(group), event: "leave" }));
+    assert.equal(leave.body.results[0].outcome, "applied");
+    assert.deepEqual((await feed.changes(group)).map((c) => c.op), ["INSERT", "UPDATE"]);
+  } finally {
+    endpoint.faults.delayMs = 0;
+    await feed.close();
+    await sql.end();
+    await down.close();
+    await slow.close();
+    await endpoint.close();
+  }
+});
+
+Deno.test("logs: phone numbers are masked and secrets never written", () => {
+  const lines: string[] = [];
+  const original = console.log;
+  console.log = (line: string) => lines.push(line);
+  try {
+    const logger = createLogger("info");
+    logger.info("x", {
+      error: "duplicate key (+919963064165, 120363025246125486@g.us)",
+      token: "abc",
+    });
+  } finally {
+    console.log = original;
+  }
+  assert.equal(lines.length, 1);
+  assert.ok(!lines[0].includes("9963064165"), lines[0]);
+  assert.ok(!lines[0].includes("abc"), lines[0]);
+  assert.match(lines[0], /\+91\*+165/);
+});
