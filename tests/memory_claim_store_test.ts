@@ -77,10 +77,10 @@ Deno.test("memory tier: a later event with the same key is not taken for a copy"
 Deno.test("memory tier: claiming frees the opposite action's claim", () => {
   const c = clock();
   const store = new MemoryClaimStore({ maxKeys: 10, ttlMs: 60_000, now: c.now });
-  store.claimOne("join", 0, "leave");
-  store.claimOne("leave", 0, "join");
+  store.claimOne("join", 0, ["leave"]);
+  store.claimOne("leave", 0, ["join"]);
   assert.equal(store.has("join"), false);
-  assert.equal(store.claimOne("join", 0, "leave"), true);
+  assert.equal(store.claimOne("join", 0, ["leave"]), true);
   assert.equal(store.has("leave"), false);
 });
 

@@ -35,10 +35,14 @@ Deno.test("supabase-js rpc: same SQL function, same outcomes", async () => {
     const join = { action: "join", groupJid: group, participant: "+919963064165", at: T } as const;
     assert.deepEqual(
       await repo.apply([{ ...join, atSource: "payload" }, { ...join, atSource: "payload" }]),
-      ["applied", "unchanged"],
+      [{ outcome: "applied", participant: "+919963064165" }, {
+        outcome: "unchanged",
+        participant: "+919963064165",
+      }],
     );
     assert.deepEqual(
-      await repo.apply([{ ...join, action: "leave", at: T + 1, atSource: "payload" }]),
+      (await repo.apply([{ ...join, action: "leave", at: T + 1, atSource: "payload" }]))
+        .map((r) => r.outcome),
       ["applied"],
     );
     assert.equal((await groupRows(sql, group))[0].status, "left");

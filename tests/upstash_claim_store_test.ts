@@ -57,9 +57,11 @@ Deno.test("redis tier: a claim frees the opposite action's key; release deletes 
   const t = await setup();
   try {
     await t.store.claim([{ key: "join", at: 0 }]);
-    assert.deepEqual(await t.store.claim([{ key: "leave", at: 0, frees: "join" }]), ["claimed"]);
+    assert.deepEqual(await t.store.claim([{ key: "leave", at: 0, frees: ["join", "promote"] }]), [
+      "claimed",
+    ]);
     assert.equal(await t.redis.sendCommand(["EXISTS", `${t.prefix}:join`]), 0);
-    assert.deepEqual(await t.store.claim([{ key: "join", at: 0, frees: "leave" }]), ["claimed"]);
+    assert.deepEqual(await t.store.claim([{ key: "join", at: 0, frees: ["leave"] }]), ["claimed"]);
     await t.store.release(["join"]);
     assert.deepEqual(await t.store.claim([{ key: "join", at: 0 }]), ["claimed"]);
   } finally {

@@ -11,7 +11,7 @@
  */
 import type { ClaimStore } from "./claims/claim_store.ts";
 import type { MemoryClaimStore } from "./claims/memory_claim_store.ts";
-import { dedupKey, opposingKey } from "./dedup_key.ts";
+import { dedupKey, opposingKeys } from "./dedup_key.ts";
 import type { MembershipRepository } from "./db/membership_repository.ts";
 import type { Logger } from "./log.ts";
 import type { EventOutcome, MembershipEvent } from "./membership_event.ts";
@@ -22,6 +22,8 @@ export interface EventResult {
   outcome: EventOutcome;
   /** The tier that decided: `webhook`, `memory`, `redis` or `database`. */
   decidedBy: "webhook" | "memory" | "redis" | "database";
+  /** The identity the database applied the event to (a LID resolved to its phone). */
+  participant?: string;
 }
 
 /** The state of the shared tier, as shown by the health response. */
@@ -79,7 +81,7 @@ export class ExactlyOnceProcessor {
         continue;
       }
       seen.add(keys[i]);
-      if (memory.claimOne(keys[i], events[i].at, opposingKey(events[i], windowMs))) {
+      if (memory.claimOne(keys[i], events[i].at, opposingKeys(events[i], windowMs))) {
         pending.push(i);
       } else {
         results[i] = { event: events[i], outcome: "duplicate", decidedBy: "memory" };
@@ -93,7 +95,7 @@ export class ExactlyOnceProcessor {
         const claims = await shared.claim(pending.map((i) => ({
           key: keys[i],
           at: events[i].at,
-          frees: opposingKey(events[i], windowMs),
+          frees: opposingKeys(events[i], windowMs),
         })));
         this.#sharedSucceeded();
         const next: number[] = [];
@@ -117,17 +119,44 @@ export class ExactlyOnceProcessor {
     // 3. The database, one round trip; 4. release every claim if it fails.
     if (pending.length > 0) {
       try {
-        const outcomes = await repository.apply(pending.map((i) => events[i]));
+        const applied = await repository.apply(pending.map((i) => events[i]));
         pending.forEach((i, n) => {
-          results[i] = { event: events[i], outcome: outcomes[n], decidedBy: "database" };
+          results[i] = {
+            event: events[i],
+            outcome: applied[n].outcome,
+            decidedBy: "database",
+            participant: applied[n].participant,
+          };
         });
       } catch (error) {
         memory.releaseSync(pending.map((i) => keys[i]));
         await this.#releaseShared(sharedClaims);
         throw error;
       }
+      await this.#freeResolvedIdentities(results as EventResult[]);
     }
     return results as EventResult[];
+  }
+
+  /**
+   * A LID-only event is keyed by its LID, but the database may resolve it to a known phone. When
+   * such an event changed the state, the other actions' claims under the phone are freed too,
+   * so that the next real change of that person is not taken for a copy. This extra round trip
+   * happens only for applied events whose identity the database resolved.
+   */
+  async #freeResolvedIdentities(results: EventResult[]): Promise<void> {
+    const { memory, shared, windowMs } = this.#o;
+    const keys: string[] = [];
+    for (const result of results) {
+      if (result.outcome !== "applied" || !result.participant) continue;
+      if (result.participant === result.event.participant) continue;
+      keys.push(...opposingKeys({ ...result.event, participant: result.participant }, windowMs));
+    }
+    if (keys.length === 0) return;
+    memory.releaseSync(keys);
+    if (shared && this.#now() >= this.#skipUntil) {
+      await shared.release(keys).catch((error) => this.#sharedFailed(error));
+    }
   }
 
   /** The shared tier's state for the health response. */

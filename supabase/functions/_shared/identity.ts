@@ -19,6 +19,7 @@ export class InvalidIdentityError extends Error {
 
 const PHONE_SERVERS = new Set(["s.whatsapp.net", "c.us"]);
 const GROUP_USER = /^[0-9]{5,40}(-[0-9]{5,20})?$/;
+const META_GROUP = /^meta:[A-Za-z0-9._=-]{1,128}$/;
 const FORMATTING = /[\s().\-\u00a0]/g;
 
 /**
@@ -26,7 +27,12 @@ const FORMATTING = /[\s().\-\u00a0]/g;
  * kept, including the `creator-timestamp` form of legacy groups; it is never phone-parsed.
  */
 export function normalizeGroupJid(raw: string): string {
-  const value = raw.trim().toLowerCase();
+  const trimmed = raw.trim();
+  if (trimmed.startsWith("meta:")) {
+    if (!META_GROUP.test(trimmed)) throw new InvalidIdentityError("invalid Cloud API group id");
+    return trimmed;
+  }
+  const value = trimmed.toLowerCase();
   const at = value.indexOf("@");
   const user = at === -1 ? value : value.slice(0, at);
   const server = at === -1 ? "g.us" : value.slice(at + 1);
@@ -37,6 +43,21 @@ export function normalizeGroupJid(raw: string): string {
     throw new InvalidIdentityError("group JID user part must be digits, or creator-timestamp");
   }
   return `${user}@g.us`;
+}
+
+/**
+ * Normalises a Cloud API `group_id`: a JID-shaped id becomes a group JID, any other id is kept
+ * as `meta:<id>`.
+ */
+export function normalizeCloudApiGroupId(raw: string): string {
+  const value = raw.trim();
+  if (GROUP_USER.test(value.replace(/@g\.us$/i, ""))) return normalizeGroupJid(value);
+  return normalizeGroupJid(`meta:${value}`);
+}
+
+/** Whether a canonical participant is a LID (`lid:<digits>`). */
+export function isLid(participant: ParticipantId): boolean {
+  return participant.startsWith("lid:");
 }
 
 /**

@@ -5,24 +5,20 @@ import type { ParticipantId } from "./identity.ts";
 import type { EventTimeSource } from "./event_time.ts";
 
 /** Membership changes the webhook applies. */
-export const MEMBERSHIP_ACTIONS = ["join", "leave"] as const;
+export const MEMBERSHIP_ACTIONS = ["join", "leave", "promote", "demote"] as const;
 
 /** A membership change the webhook applies. */
 export type MembershipAction = typeof MEMBERSHIP_ACTIONS[number];
-
-/** The action that undoes another one: a real leave lets the next join through, and back. */
-export const OPPOSITE_ACTION: Record<MembershipAction, MembershipAction> = {
-  join: "leave",
-  leave: "join",
-};
 
 /** One real-world change of one participant in one group. */
 export interface MembershipEvent {
   action: MembershipAction;
   /** Normalised group JID, e.g. `120363025246125486@g.us`. */
   groupJid: string;
-  /** Canonical participant: `+E.164` or `lid:<digits>`. */
+  /** Canonical participant: `+E.164` when known, else `lid:<digits>`. */
   participant: ParticipantId;
+  /** The participant's LID (`lid:<digits>`) when the payload paired it with the phone. */
+  lid?: ParticipantId;
   /** Event time in epoch milliseconds. */
   at: number;
   /** Whether {@link at} came from the payload or is the receive time. */

@@ -4,7 +4,7 @@
  */
 import { resolveEventTime } from "./event_time.ts";
 import type { RawMembershipChange } from "./formats/delivery.ts";
-import { normalizeGroupJid, normalizeParticipant } from "./identity.ts";
+import { isLid, normalizeGroupJid, normalizeParticipant } from "./identity.ts";
 import type { MembershipEvent } from "./membership_event.ts";
 
 /** One problem found while normalising, with the payload path it concerns. */
@@ -20,6 +20,15 @@ export class NormalizationError extends Error {
     super(issues.map((i) => `${i.path}: ${i.message}`).join("; "));
     this.name = "NormalizationError";
     this.issues = issues;
+  }
+}
+
+/** Normalises a paired identity, or undefined when it is not usable (a pair is optional). */
+function tryNormalize(raw: string | number): string | undefined {
+  try {
+    return normalizeParticipant(raw);
+  } catch {
+    return undefined;
   }
 }
 
@@ -49,8 +58,17 @@ export function normalizeChanges(
     } catch (error) {
       issueOnce(paths.group, error);
     }
+    let lid: string | undefined;
     try {
       participant = normalizeParticipant(change.participant);
+      // A LID paired with a phone in the payload: the phone is the identity, the pair is learned.
+      if (isLid(participant) && change.phone !== undefined) {
+        const phone = tryNormalize(change.phone);
+        if (phone && !isLid(phone)) [lid, participant] = [participant, phone];
+      } else if (!isLid(participant) && change.lid !== undefined) {
+        const paired = tryNormalize(change.lid);
+        if (paired && isLid(paired)) lid = paired;
+      }
     } catch (error) {
       issueOnce(change.path, error);
     }

@@ -11,8 +11,8 @@ export interface ClaimRequest {
   key: string;
   /** Event time of the delivery, in epoch milliseconds. */
   at: number;
-  /** A key to delete along with the claim (the opposite action in the same bucket). */
-  frees?: string;
+  /** Keys to delete along with the claim (the other actions in the same bucket). */
+  frees?: readonly string[];
 }
 
 /** `claimed`: the caller now owns the key. `held`: another delivery already claimed it. */

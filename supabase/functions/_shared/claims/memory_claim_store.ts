@@ -48,14 +48,14 @@ export class MemoryClaimStore implements ClaimStore {
   }
 
   /** Claims one key synchronously; true when newly claimed, false when a copy holds it. */
-  claimOne(key: string, at: number, frees?: string): boolean {
+  claimOne(key: string, at: number, frees?: readonly string[]): boolean {
     const now = this.#now();
     this.#dropExpired(now);
     const held = this.#claims.get(key);
     if (held !== undefined && held.expiresAt > now && Math.abs(held.at - at) < this.#burstMs) {
       return false;
     }
-    if (frees !== undefined) this.#claims.delete(frees);
+    if (frees) { for (const other of frees) this.#claims.delete(other); }
     // Delete first so that a re-claimed key moves to the tail and the order stays by expiry.
     this.#claims.delete(key);
     this.#claims.set(key, { expiresAt: now + this.#ttlMs, at });

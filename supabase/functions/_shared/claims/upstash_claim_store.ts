@@ -51,7 +51,7 @@ export class UpstashClaimStore implements ClaimStore {
     const pipeline = this.#redis.pipeline();
     for (const request of requests) {
       pipeline.set(this.#prefix + request.key, "1", { nx: true, px: this.#ttlMs });
-      if (request.frees !== undefined) pipeline.del(this.#prefix + request.frees);
+      if (request.frees?.length) pipeline.del(...request.frees.map((key) => this.#prefix + key));
     }
     let replies: { error?: string; result?: unknown }[];
     try {
@@ -63,7 +63,7 @@ export class UpstashClaimStore implements ClaimStore {
     let i = 0;
     for (const request of requests) {
       const reply = replies[i];
-      i += request.frees !== undefined ? 2 : 1;
+      i += request.frees?.length ? 2 : 1;
       if (!reply || reply.error) {
         throw new ClaimStoreUnavailableError(this.name, { cause: new Error(reply?.error) });
       }

@@ -13,20 +13,35 @@ export const APPLY_FUNCTION = "apply_whatsapp_membership_events";
 /** What the database did with one event. */
 export type ApplyOutcome = Exclude<EventOutcome, "duplicate">;
 
+/** The database's answer for one event. */
+export interface AppliedEvent {
+  outcome: ApplyOutcome;
+  /** The identity the event was applied to: a LID resolves to its phone once the pair is known. */
+  participant: string;
+}
+
 /** The JSON shape of one event as the SQL function reads it. */
 export interface ApplyEventRow {
   group_jid: string;
   phone: string;
+  lid?: string;
   action: string;
   event_at: string;
+}
+
+/** One row returned by the SQL function. */
+export interface ApplyResultRow {
+  idx: number;
+  outcome: string;
+  phone: string;
 }
 
 /** Applies membership events to the database. */
 export interface MembershipRepository {
   /** Short name used in logs and the health response. */
   readonly name: string;
-  /** Applies events in one round trip; one outcome per event, in order. */
-  apply(events: readonly MembershipEvent[]): Promise<ApplyOutcome[]>;
+  /** Applies events in one round trip; one answer per event, in order. */
+  apply(events: readonly MembershipEvent[]): Promise<AppliedEvent[]>;
   /** Closes connections (tests, local runner). */
   close(): Promise<void>;
 }
@@ -44,6 +59,7 @@ export function toApplyRows(events: readonly MembershipEvent[]): ApplyEventRow[]
   return events.map((event) => ({
     group_jid: event.groupJid,
     phone: event.participant,
+    ...(event.lid ? { lid: event.lid } : {}),
     action: event.action,
     event_at: new Date(event.at).toISOString(),
   }));
@@ -51,22 +67,23 @@ export function toApplyRows(events: readonly MembershipEvent[]): ApplyEventRow[]
 
 const OUTCOMES = new Set<string>(["applied", "unchanged", "stale"]);
 
-/** Orders the SQL function's `(idx, outcome)` rows by idx, checking that each event got one. */
+/** Orders the SQL function's `(idx, outcome, phone)` rows by idx, checking each event got one. */
 export function outcomesFromRows(
-  rows: readonly { idx: number; outcome: string }[],
+  rows: readonly ApplyResultRow[],
   expected: number,
-): ApplyOutcome[] {
-  const outcomes = new Array<ApplyOutcome | undefined>(expected);
+): AppliedEvent[] {
+  const outcomes = new Array<AppliedEvent | undefined>(expected);
   for (const row of rows) {
-    if (!OUTCOMES.has(row.outcome) || row.idx < 0 || row.idx >= expected) {
+    if (!OUTCOMES.has(row.outcome) || !(row.idx >= 0 && row.idx < expected)) {
+      // The row holds identities: name only the outcome in the error.
       throw new DatabaseUnavailableError({
-        cause: new Error(`unexpected row ${JSON.stringify(row)}`),
+        cause: new Error(`unexpected row from the apply function (outcome ${row.outcome})`),
       });
     }
-    outcomes[row.idx] = row.outcome as ApplyOutcome;
+    outcomes[row.idx] = { outcome: row.outcome as ApplyOutcome, participant: row.phone };
   }
   if (outcomes.some((outcome) => outcome === undefined)) {
     throw new DatabaseUnavailableError({ cause: new Error("apply function skipped an event") });
   }
-  return outcomes as ApplyOutcome[];
+  return outcomes as AppliedEvent[];
 }

@@ -4,7 +4,8 @@
 import postgres from "postgres";
 import type { MembershipEvent } from "../membership_event.ts";
 import {
-  type ApplyOutcome,
+  type AppliedEvent,
+  type ApplyResultRow,
   DatabaseUnavailableError,
   type MembershipRepository,
   outcomesFromRows,
@@ -44,7 +45,7 @@ export class PostgresMembershipRepository implements MembershipRepository {
     });
   }
 
-  async apply(events: readonly MembershipEvent[]): Promise<ApplyOutcome[]> {
+  async apply(events: readonly MembershipEvent[]): Promise<AppliedEvent[]> {
     if (events.length === 0) return [];
     const rows = toApplyRows(events);
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -55,8 +56,8 @@ export class PostgresMembershipRepository implements MembershipRepository {
       );
     });
     try {
-      const query = this.#sql<{ idx: number; outcome: string }[]>`
-        select idx, outcome from public.apply_whatsapp_membership_events(${
+      const query = this.#sql<ApplyResultRow[]>`
+        select idx, outcome, phone from public.apply_whatsapp_membership_events(${
         this.#sql.json(rows as unknown as postgres.JSONValue)
       })`;
       const result = await Promise.race([query, timeout]);

@@ -5,8 +5,9 @@
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import type { MembershipEvent } from "../membership_event.ts";
 import {
+  type AppliedEvent,
   APPLY_FUNCTION,
-  type ApplyOutcome,
+  type ApplyResultRow,
   DatabaseUnavailableError,
   type MembershipRepository,
   outcomesFromRows,
@@ -36,7 +37,7 @@ export class SupabaseRpcMembershipRepository implements MembershipRepository {
     });
   }
 
-  async apply(events: readonly MembershipEvent[]): Promise<ApplyOutcome[]> {
+  async apply(events: readonly MembershipEvent[]): Promise<AppliedEvent[]> {
     if (events.length === 0) return [];
     let response;
     try {

@@ -10,18 +10,62 @@ export interface RawMembershipChange {
   action: MembershipAction;
   /** Group JID as sent. */
   group: string;
-  /** Participant as sent: a JID or a phone number. */
+  /** Participant as sent: a JID (phone or LID) or a phone number. */
   participant: string | number;
+  /** The participant's phone, when the payload pairs it with a LID participant. */
+  phone?: string | number;
+  /** The participant's LID, when the payload pairs it with a phone participant. */
+  lid?: string;
   /** Source timestamp as sent, if any: ISO-8601 or epoch seconds/milliseconds. */
   timestamp?: string | number;
   /** Where the participant sits in the payload, for error messages (e.g. `participants.2`). */
   path: string;
 }
 
-/** A parsed delivery. */
+/** A parsed delivery: changes (paths name the group and timestamp fields for errors), or ignored. */
 export type ParsedDelivery =
-  | { kind: "changes"; format: string; changes: RawMembershipChange[] }
+  | {
+    kind: "changes";
+    format: string;
+    changes: RawMembershipChange[];
+    paths?: { group: string; timestamp: string };
+  }
   | { kind: "ignored"; format: string; reason: string };
+
+/** Raised by a parser for a payload of its format that is not valid; `issues` name the paths. */
+export class PayloadFormatError extends Error {
+  readonly issues: { path: string; message: string }[];
+  constructor(issues: { path: string; message: string }[]) {
+    super(issues.map((i) => `${i.path}: ${i.message}`).join("; "));
+    this.name = "PayloadFormatError";
+    this.issues = issues;
+  }
+}
+
+/** One gateway format: how to recognise its payloads and how to parse them. */
+export interface WebhookFormat {
+  /** Name used by `?format=` and in responses. */
+  readonly name: string;
+  /** Whether a JSON value looks like this format (cheap, structural). */
+  detect(json: unknown): boolean;
+  /** Parses a payload of this format; throws {@link PayloadFormatError}. */
+  parse(json: unknown): ParsedDelivery;
+}
+
+/** Turns zod issues into {@link PayloadFormatError} issues with a path prefix. */
+export function zodIssues(
+  issues: readonly { path: readonly PropertyKey[]; message: string }[],
+): { path: string; message: string }[] {
+  return issues.map((i) => ({
+    path: i.path.map(String).join(".") || "(root)",
+    message: i.message,
+  }));
+}
+
+/** Whether a value is a plain JSON object. */
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
 
 /** Most participants one delivery may carry. */
 export const MAX_PARTICIPANTS = 1024;
