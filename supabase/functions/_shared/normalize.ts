@@ -82,6 +82,7 @@ export function normalizeChanges(
         action: change.action,
         groupJid,
         participant,
+        ...(lid ? { lid } : {}),
         at: time.at,
         atSource: time.source,
       });

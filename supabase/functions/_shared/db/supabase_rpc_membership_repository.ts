@@ -7,7 +7,6 @@ import type { MembershipEvent } from "../membership_event.ts";
 import {
   type AppliedEvent,
   APPLY_FUNCTION,
-  type ApplyResultRow,
   DatabaseUnavailableError,
   type MembershipRepository,
   outcomesFromRows,
