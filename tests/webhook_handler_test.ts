@@ -87,7 +87,18 @@ Deno.test("bad input: right status, clear JSON error, nothing written, no claim 
         "payload_too_large",
       ],
       ["malformed JSON", await signedRequest("{not json"), 400, "malformed_json"],
-      ["not an object", await signedRequest("[1,2]"), 400, "invalid_payload"],
+      ["not an object", await signedRequest("[1,2]"), 400, "unknown_format"],
+      ["no known format", await signedRequest({ hello: "world" }), 400, "unknown_format"],
+      [
+        "unknown forced format",
+        new Request(`${URL_}?format=telegram`, {
+          method: "POST",
+          body: valid,
+          headers: { "x-webhook-signature": await signature(valid) },
+        }),
+        400,
+        "unknown_format",
+      ],
       [
         "unknown event",
         await signedRequest({ ...join(group), event: "explode" }),
@@ -257,7 +268,7 @@ Deno.test("events this function does not handle are acknowledged and ignored", a
   const sql = sqlClient();
   const group = uniqueGroup();
   try {
-    const result = await call(handler, await signedRequest({ ...join(group), event: "promote" }));
+    const result = await call(handler, await signedRequest({ ...join(group), event: "modify" }));
     assert.equal(result.status, 200);
     assert.equal(result.body.ignored, true);
     assert.deepEqual(result.body.results, []);

@@ -27,6 +27,9 @@ const EnvSchema = z
     WEBHOOK_SECRET: optionalText.pipe(
       z.string().min(16, "WEBHOOK_SECRET must be at least 16 characters").optional(),
     ),
+    WAHA_HMAC_KEY: optionalText,
+    META_APP_SECRET: optionalText,
+    STANDARD_WEBHOOKS_SECRET: optionalText,
     ALLOW_UNSIGNED_WEBHOOKS: flag,
     DEDUP_WINDOW_MS: positiveInt(5_000, 24 * 60 * 60 * 1000),
     DEDUP_CLAIM_TTL_MS: positiveInt(10 * 60 * 1000, 7 * 24 * 60 * 60 * 1000),
@@ -77,6 +80,8 @@ export type DatabaseConfig =
 export interface WebhookConfig {
   /** Shared secret for HMAC signatures and bearer tokens; undefined when not set. */
   webhookSecret?: string;
+  /** Secrets of the gateway-specific signature schemes. */
+  secrets: { wahaHmacKey?: string; metaAppSecret?: string; standardWebhooksSecret?: string };
   /** Accept unsigned webhooks when no secret is set (local use only). */
   allowUnsigned: boolean;
   dedup: {
@@ -132,6 +137,11 @@ export function parseConfig(env: Record<string, string | undefined>): WebhookCon
     };
   return {
     webhookSecret: e.WEBHOOK_SECRET,
+    secrets: {
+      wahaHmacKey: e.WAHA_HMAC_KEY,
+      metaAppSecret: e.META_APP_SECRET,
+      standardWebhooksSecret: e.STANDARD_WEBHOOKS_SECRET,
+    },
     allowUnsigned: e.ALLOW_UNSIGNED_WEBHOOKS,
     dedup: {
       windowMs: e.DEDUP_WINDOW_MS,

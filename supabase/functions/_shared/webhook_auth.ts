@@ -1,16 +1,40 @@
 /**
- * Authentication of webhook deliveries with a shared secret (`WEBHOOK_SECRET`):
+ * Authentication of webhook deliveries. Each scheme has its own secret, set through env:
  *
- * - `X-Webhook-Signature: sha256=<hex HMAC-SHA256 of the raw body>`, or
- * - `Authorization: Bearer <secret>`.
+ * | header(s)                                         | scheme                         | secret                     |
+ * | ------------------------------------------------- | ------------------------------ | -------------------------- |
+ * | `webhook-id`, `webhook-timestamp`, `webhook-signature` | Standard Webhooks (±5 min) | `STANDARD_WEBHOOKS_SECRET` |
+ * | `X-Hub-Signature-256: sha256=<hex>`               | Meta Cloud API                 | `META_APP_SECRET`          |
+ * | `X-Webhook-Hmac: <hex>` (+ `-Algorithm: sha512`)  | WAHA                           | `WAHA_HMAC_KEY`            |
+ * | `X-Webhook-Signature: sha256=<hex>`               | this project's HMAC            | `WEBHOOK_SECRET`           |
+ * | `Authorization: Bearer <secret>`                  | static token (Evolution API)   | `WEBHOOK_SECRET`           |
  *
- * Both comparisons run in constant time: the HMAC through WebCrypto's `verify`, the bearer token
- * through `timingSafeEqual` over SHA-256 digests of equal length.
+ * Every comparison runs in constant time: HMACs through WebCrypto's `verify`, bearer tokens
+ * through `timingSafeEqual` over SHA-256 digests, Standard Webhooks through its own library.
  */
 import { timingSafeEqual } from "node:crypto";
+import { Webhook as StandardWebhook } from "standardwebhooks";
 
 /** How a delivery was authenticated. */
-export type AuthScheme = "hmac-sha256" | "bearer" | "unsigned";
+export type AuthScheme =
+  | "standard-webhooks"
+  | "meta-signature"
+  | "waha-hmac"
+  | "hmac-sha256"
+  | "bearer"
+  | "unsigned";
+
+/** The secrets of each scheme; a scheme without its secret refuses deliveries that use it. */
+export interface WebhookSecrets {
+  /** `WEBHOOK_SECRET`: `X-Webhook-Signature` and `Authorization: Bearer`. */
+  shared?: string;
+  /** `WAHA_HMAC_KEY`: `X-Webhook-Hmac`. */
+  wahaHmacKey?: string;
+  /** `META_APP_SECRET`: `X-Hub-Signature-256`. */
+  metaAppSecret?: string;
+  /** `STANDARD_WEBHOOKS_SECRET` (`whsec_…`): Standard Webhooks headers. */
+  standardWebhooksSecret?: string;
+}
 
 /** Raised when a delivery carries no valid credential. */
 export class UnauthorizedError extends Error {
@@ -35,60 +59,146 @@ export function encodeHex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Computes the hex HMAC-SHA256 of a body, as a sender would put in `X-Webhook-Signature`. */
-export async function signBody(secret: string, body: string | Uint8Array): Promise<string> {
+/** Computes the hex HMAC of a body (SHA-256 by default), as a sender would. */
+export async function signBody(
+  secret: string,
+  body: string | Uint8Array,
+  hash: "SHA-256" | "SHA-512" = "SHA-256",
+): Promise<string> {
   const key = await crypto.subtle.importKey(
     "raw",
     encoder.encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
+    { name: "HMAC", hash },
     false,
     ["sign"],
   );
-  const data = typeof body === "string" ? encoder.encode(body) : body;
-  return encodeHex(new Uint8Array(await crypto.subtle.sign("HMAC", key, new Uint8Array(data))));
+  const data = typeof body === "string" ? encoder.encode(body) : new Uint8Array(body);
+  return encodeHex(new Uint8Array(await crypto.subtle.sign("HMAC", key, data)));
 }
 
-/** Verifies deliveries against one shared secret. */
-export class WebhookAuthenticator {
-  readonly #secret: string;
-  #hmacKey?: Promise<CryptoKey>;
-  #secretDigest?: Promise<Uint8Array>;
+/** Whether any scheme has a secret. */
+export function hasAnySecret(secrets: WebhookSecrets): boolean {
+  return Boolean(
+    secrets.shared || secrets.wahaHmacKey || secrets.metaAppSecret ||
+      secrets.standardWebhooksSecret,
+  );
+}
 
-  constructor(secret: string) {
-    this.#secret = secret;
+/** Verifies deliveries against the configured secrets. */
+export class WebhookAuthenticator {
+  readonly #secrets: WebhookSecrets;
+  readonly #hmacKeys = new Map<string, Promise<CryptoKey>>();
+  #sharedDigest?: Promise<Uint8Array>;
+  #standard?: StandardWebhook;
+
+  constructor(secrets: WebhookSecrets) {
+    this.#secrets = secrets;
   }
 
   /**
    * Returns the scheme that authenticated the delivery; throws {@link UnauthorizedError} when the
-   * signature or token is missing or wrong.
+   * credential is missing or wrong, or its scheme has no secret configured.
    */
   async verify(headers: Headers, rawBody: Uint8Array<ArrayBuffer>): Promise<AuthScheme> {
+    if (headers.has("webhook-signature")) return this.#standardWebhooks(headers, rawBody);
+
+    const hub = headers.get("x-hub-signature-256");
+    if (hub !== null) {
+      const secret = this.#require(
+        this.#secrets.metaAppSecret,
+        "X-Hub-Signature-256",
+        "META_APP_SECRET",
+      );
+      const hex = /^sha256=([0-9a-fA-F]{64})$/.exec(hub.trim())?.[1];
+      if (!hex) throw new UnauthorizedError("X-Hub-Signature-256 must be sha256=<64 hex>");
+      await this.#verifyHmac(secret, "SHA-256", hex, rawBody);
+      return "meta-signature";
+    }
+
+    const waha = headers.get("x-webhook-hmac");
+    if (waha !== null) {
+      const secret = this.#require(this.#secrets.wahaHmacKey, "X-Webhook-Hmac", "WAHA_HMAC_KEY");
+      const algorithm = (headers.get("x-webhook-hmac-algorithm") ?? "sha512").trim().toLowerCase();
+      const hash = algorithm === "sha512"
+        ? "SHA-512"
+        : algorithm === "sha256"
+        ? "SHA-256"
+        : undefined;
+      if (!hash) throw new UnauthorizedError("X-Webhook-Hmac-Algorithm must be sha512 or sha256");
+      await this.#verifyHmac(secret, hash, waha.trim(), rawBody);
+      return "waha-hmac";
+    }
+
     const signature = headers.get("x-webhook-signature");
     if (signature !== null) {
-      const match = /^sha256=([0-9a-fA-F]{64})$/.exec(signature.trim());
-      const expected = match ? decodeHex(match[1]) : undefined;
-      if (!expected) throw new UnauthorizedError("X-Webhook-Signature must be sha256=<64 hex>");
-      this.#hmacKey ??= crypto.subtle.importKey(
-        "raw",
-        encoder.encode(this.#secret),
-        { name: "HMAC", hash: "SHA-256" },
-        false,
-        ["verify"],
-      );
-      const valid = await crypto.subtle.verify("HMAC", await this.#hmacKey, expected, rawBody);
-      if (!valid) throw new UnauthorizedError("signature does not match the body");
+      const secret = this.#require(this.#secrets.shared, "X-Webhook-Signature", "WEBHOOK_SECRET");
+      const hex = /^sha256=([0-9a-fA-F]{64})$/.exec(signature.trim())?.[1];
+      if (!hex) throw new UnauthorizedError("X-Webhook-Signature must be sha256=<64 hex>");
+      await this.#verifyHmac(secret, "SHA-256", hex, rawBody);
       return "hmac-sha256";
     }
+
     const authorization = headers.get("authorization");
     if (authorization !== null) {
-      const match = /^Bearer\s+(.+)$/i.exec(authorization.trim());
-      if (!match) throw new UnauthorizedError("Authorization must be Bearer <secret>");
-      this.#secretDigest ??= sha256(this.#secret);
-      const [given, expected] = await Promise.all([sha256(match[1]), this.#secretDigest]);
+      const secret = this.#require(this.#secrets.shared, "Authorization", "WEBHOOK_SECRET");
+      const token = /^Bearer\s+(.+)$/i.exec(authorization.trim())?.[1];
+      if (!token) throw new UnauthorizedError("Authorization must be Bearer <secret>");
+      this.#sharedDigest ??= sha256(secret);
+      const [given, expected] = await Promise.all([sha256(token), this.#sharedDigest]);
       if (!timingSafeEqual(given, expected)) throw new UnauthorizedError("bearer token is wrong");
       return "bearer";
     }
-    throw new UnauthorizedError("missing X-Webhook-Signature or Authorization header");
+    throw new UnauthorizedError("missing signature or Authorization header");
+  }
+
+  #require(secret: string | undefined, header: string, variable: string): string {
+    if (!secret) throw new UnauthorizedError(`${header} received but ${variable} is not set`);
+    return secret;
+  }
+
+  async #verifyHmac(
+    secret: string,
+    hash: "SHA-256" | "SHA-512",
+    hex: string,
+    body: Uint8Array<ArrayBuffer>,
+  ): Promise<void> {
+    const expected = decodeHex(hex);
+    if (!expected) throw new UnauthorizedError("signature is not hex");
+    const id = `${hash}:${secret}`;
+    let key = this.#hmacKeys.get(id);
+    if (!key) {
+      key = crypto.subtle.importKey(
+        "raw",
+        encoder.encode(secret),
+        { name: "HMAC", hash },
+        false,
+        ["verify"],
+      );
+      this.#hmacKeys.set(id, key);
+    }
+    if (!(await crypto.subtle.verify("HMAC", await key, expected, body))) {
+      throw new UnauthorizedError("signature does not match the body");
+    }
+  }
+
+  #standardWebhooks(headers: Headers, rawBody: Uint8Array): AuthScheme {
+    const secret = this.#require(
+      this.#secrets.standardWebhooksSecret,
+      "webhook-signature",
+      "STANDARD_WEBHOOKS_SECRET",
+    );
+    try {
+      this.#standard ??= new StandardWebhook(secret);
+      this.#standard.verify(new TextDecoder().decode(rawBody), {
+        "webhook-id": headers.get("webhook-id") ?? "",
+        "webhook-timestamp": headers.get("webhook-timestamp") ?? "",
+        "webhook-signature": headers.get("webhook-signature") ?? "",
+      }, { jsonParse: false });
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : "invalid";
+      throw new UnauthorizedError(`Standard Webhooks verification failed: ${reason}`);
+    }
+    return "standard-webhooks";
   }
 }
 

@@ -17,7 +17,8 @@ import {
 import { PostgresMembershipRepository } from "../_shared/db/postgres_membership_repository.ts";
 import { SupabaseRpcMembershipRepository } from "../_shared/db/supabase_rpc_membership_repository.ts";
 import { ExactlyOnceProcessor } from "../_shared/exactly_once.ts";
-import { GenericPayloadSchema, parseGenericPayload } from "../_shared/formats/generic.ts";
+import { PayloadFormatError } from "../_shared/formats/delivery.ts";
+import { FORMAT_NAMES, parseDelivery, UnknownFormatError } from "../_shared/formats/registry.ts";
 import {
   errorResponse,
   HttpError,
@@ -31,8 +32,10 @@ import { createLogger, type Logger, maskIdentity } from "../_shared/log.ts";
 import { NormalizationError, normalizeChanges } from "../_shared/normalize.ts";
 import {
   type AuthScheme,
+  hasAnySecret,
   UnauthorizedError,
   WebhookAuthenticator,
+  type WebhookSecrets,
 } from "../_shared/webhook_auth.ts";
 
 /** The function's name, and the last path segment of its URL. */
@@ -65,6 +68,7 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
     }
     if (request.method !== "POST") throw new MethodNotAllowedError(request.method);
     const receivedAt = now();
+    const forcedFormat = new URL(request.url).searchParams.get("format");
     const body = await readBodyLimited(request, MAX_BODY_BYTES);
     const scheme: AuthScheme = deps.authenticator
       ? await deps.authenticator.verify(request.headers, body)
@@ -75,20 +79,23 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
     } catch (error) {
       throw new MalformedJsonError(error);
     }
-    const parsed = GenericPayloadSchema.safeParse(json);
-    if (!parsed.success) {
-      throw new InvalidPayloadError(
-        parsed.error.issues.map((i) => ({
-          path: i.path.join(".") || "(root)",
-          message: i.message,
-        })),
-      );
+    let delivery;
+    try {
+      delivery = parseDelivery(json, forcedFormat);
+    } catch (error) {
+      if (error instanceof UnknownFormatError) {
+        throw new HttpError(400, "unknown_format", error.message, {
+          details: FORMAT_NAMES.map((name) => ({ path: "format", message: name })),
+        });
+      }
+      if (error instanceof PayloadFormatError) throw new InvalidPayloadError(error.issues);
+      throw error;
     }
-    const delivery = parseGenericPayload(parsed.data);
     if (delivery.kind === "ignored") {
       deps.logger.info("delivery ignored", { format: delivery.format, reason: delivery.reason });
       return jsonResponse(200, {
         success: true,
+        format: delivery.format,
         ignored: true,
         reason: delivery.reason,
         duplicate: false,
@@ -99,7 +106,7 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
     // Normalise into composite keys' parts.
     let events;
     try {
-      events = normalizeChanges(delivery.changes, receivedAt);
+      events = normalizeChanges(delivery.changes, receivedAt, delivery.paths);
     } catch (error) {
       if (error instanceof NormalizationError) throw new InvalidPayloadError(error.issues);
       throw error;
@@ -112,8 +119,9 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
     const body200 = {
       success: true,
       duplicate: results.every((r) => r.outcome === "duplicate"),
+      format: delivery.format,
       results: results.map((r) => ({
-        phone: maskIdentity(r.event.participant),
+        phone: maskIdentity(r.participant ?? r.event.participant),
         event: r.event.action,
         outcome: r.outcome,
       })),
@@ -207,9 +215,11 @@ export function createMembershipWebhookFromConfig(
   config: WebhookConfig,
   logger: Logger = createLogger(config.logLevel, { fn: FUNCTION_NAME }),
 ): { handler: FetchHandler; close: () => Promise<void> } {
-  if (!config.webhookSecret && !config.allowUnsigned) {
+  const secrets: WebhookSecrets = { shared: config.webhookSecret, ...config.secrets };
+  if (!hasAnySecret(secrets) && !config.allowUnsigned) {
     throw new ConfigError([
-      "WEBHOOK_SECRET: not set; set it (or ALLOW_UNSIGNED_WEBHOOKS=true for local use only)",
+      "WEBHOOK_SECRET: no webhook secret is set (WEBHOOK_SECRET, WAHA_HMAC_KEY, META_APP_SECRET " +
+      "or STANDARD_WEBHOOKS_SECRET); set one, or ALLOW_UNSIGNED_WEBHOOKS=true for local use only",
     ]);
   }
   const memory = new MemoryClaimStore({
@@ -235,15 +245,13 @@ export function createMembershipWebhookFromConfig(
     sharedCooldownMs: config.redis?.cooldownMs ?? 0,
     logger,
   });
-  if (!config.webhookSecret) {
+  if (!hasAnySecret(secrets)) {
     logger.warn("ALLOW_UNSIGNED_WEBHOOKS=true: accepting unsigned webhooks (local use only)");
   }
   const handler = createMembershipWebhook({
     processor,
     memory,
-    authenticator: config.webhookSecret
-      ? new WebhookAuthenticator(config.webhookSecret)
-      : undefined,
+    authenticator: hasAnySecret(secrets) ? new WebhookAuthenticator(secrets) : undefined,
     logger,
     databaseName: repository.name,
   });

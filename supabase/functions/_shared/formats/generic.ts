@@ -9,10 +9,18 @@
  * The participant may be given as `phone_number`, `participant` or `participants[]`.
  */
 import { z } from "zod";
-import { MAX_PARTICIPANTS, type ParsedDelivery, type RawMembershipChange } from "./delivery.ts";
+import { MEMBERSHIP_ACTIONS, type MembershipAction } from "../membership_event.ts";
+import { parseWith } from "./baileys.ts";
+import {
+  isObject,
+  MAX_PARTICIPANTS,
+  type ParsedDelivery,
+  type RawMembershipChange,
+  type WebhookFormat,
+} from "./delivery.ts";
 
 /** Events of the generic format that are valid but not handled (answered 200 `ignored`). */
-export const GENERIC_IGNORED_EVENTS = ["promote", "demote"] as const;
+export const GENERIC_IGNORED_EVENTS = ["modify", "subject", "description", "announce"] as const;
 
 const participantValue = z.union([
   z.string().trim().min(1).max(128),
@@ -22,7 +30,7 @@ const participantValue = z.union([
 /** The zod schema of the generic payload. */
 export const GenericPayloadSchema = z
   .object({
-    event: z.enum(["join", "leave", ...GENERIC_IGNORED_EVENTS]),
+    event: z.enum([...MEMBERSHIP_ACTIONS, ...GENERIC_IGNORED_EVENTS]),
     groupJid: z.string().trim().min(1).max(128),
     phone_number: participantValue.optional(),
     participant: participantValue.optional(),
@@ -45,14 +53,15 @@ export type GenericPayload = z.infer<typeof GenericPayloadSchema>;
 
 /** Parses a validated generic payload into membership changes. */
 export function parseGenericPayload(payload: GenericPayload): ParsedDelivery {
-  if (payload.event !== "join" && payload.event !== "leave") {
+  if (!(MEMBERSHIP_ACTIONS as readonly string[]).includes(payload.event)) {
     return {
       kind: "ignored",
       format: "generic",
       reason: `event "${payload.event}" is not handled`,
     };
   }
-  const base = { action: payload.event, group: payload.groupJid, timestamp: payload.timestamp };
+  const action = payload.event as MembershipAction;
+  const base = { action, group: payload.groupJid, timestamp: payload.timestamp };
   const changes: RawMembershipChange[] = [];
   if (payload.phone_number !== undefined) {
     changes.push({ ...base, participant: payload.phone_number, path: "phone_number" });
@@ -65,3 +74,14 @@ export function parseGenericPayload(payload: GenericPayload): ParsedDelivery {
   });
   return { kind: "changes", format: "generic", changes };
 }
+
+/** The project's own payload format. */
+export const genericFormat: WebhookFormat = {
+  name: "generic",
+  detect(json) {
+    return isObject(json) && "groupJid" in json;
+  },
+  parse(json) {
+    return parseGenericPayload(parseWith(GenericPayloadSchema, json));
+  },
+};

@@ -1,0 +1,137 @@
+/**
+ * Meta WhatsApp Cloud API group webhooks (`field: "group_participants_update"`):
+ *
+ * ```json
+ * { "object": "whatsapp_business_account",
+ *   "entry": [{ "id": "WABA_ID", "changes": [{ "field": "group_participants_update",
+ *     "value": { "messaging_product": "whatsapp", "metadata": { "phone_number_id": "…" },
+ *       "groups": [{ "timestamp": "1739321024", "group_id": "…", "type": "group_participants_add",
+ *                    "added_participants": [{ "wa_id": "16505551234" }] }] } }] }] }
+ * ```
+ *
+ * `group_participants_add` / `group_participants_remove` are handled; join requests and every other
+ * field are acknowledged and ignored. `metadata` and `entry[].id` name the business number (the
+ * "session") and never enter the key. Participants without a `wa_id` or phone-number `input`
+ * (usernames only) cannot be keyed and are skipped. Group ids that are not JIDs are stored as
+ * `meta:<id>`. Signed with `X-Hub-Signature-256` (HMAC-SHA256 with the app secret).
+ */
+import { z } from "zod";
+import { InvalidIdentityError, normalizeCloudApiGroupId } from "../identity.ts";
+import { parseWith } from "./baileys.ts";
+import {
+  isObject,
+  MAX_PARTICIPANTS,
+  type ParsedDelivery,
+  PayloadFormatError,
+  type RawMembershipChange,
+  type WebhookFormat,
+} from "./delivery.ts";
+
+const ParticipantSchema = z.object({
+  wa_id: z.union([z.string().max(64), z.number()]).nullish(),
+  input: z.union([z.string().max(128), z.number()]).nullish(),
+}).loose();
+
+const GroupEventSchema = z.object({
+  type: z.string().min(1).max(128),
+  group_id: z.union([z.string().trim().min(1).max(128), z.number()]).optional(),
+  timestamp: z.union([z.number().positive(), z.string().trim().min(1).max(64)]).optional(),
+  added_participants: z.array(ParticipantSchema).max(MAX_PARTICIPANTS).optional(),
+  removed_participants: z.array(ParticipantSchema).max(MAX_PARTICIPANTS).optional(),
+});
+
+const WebhookSchema = z.object({
+  object: z.literal("whatsapp_business_account"),
+  entry: z.array(z.object({
+    changes: z.array(z.object({
+      field: z.string().max(128),
+      value: z.unknown(),
+    })).max(1000).optional(),
+  })).max(1000),
+});
+
+const ValueSchema = z.object({ groups: z.array(GroupEventSchema).max(1000).optional() });
+
+const PHONE_LIKE = /^\+?[0-9][0-9\s().-]{4,30}$/;
+
+/** Cloud API webhooks; only group participant changes are handled. */
+export const metaFormat: WebhookFormat = {
+  name: "meta",
+  detect(json) {
+    return isObject(json) && json.object === "whatsapp_business_account" &&
+      Array.isArray(json.entry);
+  },
+  parse(json): ParsedDelivery {
+    const webhook = parseWith(WebhookSchema, json);
+    const changes: RawMembershipChange[] = [];
+    const skipped: string[] = [];
+    webhook.entry.forEach((entry, e) => {
+      entry.changes?.forEach((change, c) => {
+        if (change.field !== "group_participants_update") {
+          skipped.push(`field "${change.field}"`);
+          return;
+        }
+        const prefix = `entry.${e}.changes.${c}.value.`;
+        const parsedValue = ValueSchema.safeParse(change.value);
+        if (!parsedValue.success) {
+          throw new PayloadFormatError(parsedValue.error.issues.map((i) => ({
+            path: prefix + i.path.map(String).join("."),
+            message: i.message,
+          })));
+        }
+        parsedValue.data.groups?.forEach((group, g) => {
+          const at = `${prefix}groups.${g}.`;
+          const action = group.type === "group_participants_add"
+            ? "join"
+            : group.type === "group_participants_remove"
+            ? "leave"
+            : undefined;
+          if (!action) {
+            skipped.push(`group event "${group.type}"`);
+            return;
+          }
+          if (group.group_id === undefined) {
+            throw new PayloadFormatError([{ path: `${at}group_id`, message: "required" }]);
+          }
+          let groupId: string;
+          try {
+            groupId = normalizeCloudApiGroupId(String(group.group_id));
+          } catch (error) {
+            const message = error instanceof InvalidIdentityError ? error.message : "invalid";
+            throw new PayloadFormatError([{ path: `${at}group_id`, message }]);
+          }
+          const list = action === "join" ? "added_participants" : "removed_participants";
+          (group[list] ?? []).forEach((participant, p) => {
+            const input = participant.input === null || participant.input === undefined
+              ? undefined
+              : String(participant.input);
+            const id = participant.wa_id ?? (input && PHONE_LIKE.test(input) ? input : undefined);
+            if (id === undefined || id === null || String(id).trim() === "") {
+              skipped.push("a participant without wa_id");
+              return;
+            }
+            changes.push({
+              action,
+              group: groupId,
+              participant: String(id),
+              timestamp: group.timestamp,
+              path: `${at}${list}.${p}.${participant.wa_id != null ? "wa_id" : "input"}`,
+            });
+          });
+        });
+      });
+    });
+    if (changes.length === 0) {
+      const reason = skipped.length > 0
+        ? `no group participant changes (${[...new Set(skipped)].join(", ")})`
+        : "no group participant changes";
+      return { kind: "ignored", format: "meta", reason };
+    }
+    return {
+      kind: "changes",
+      format: "meta",
+      changes,
+      paths: { group: "entry.changes.value.groups.group_id", timestamp: "groups.timestamp" },
+    };
+  },
+};

@@ -1,0 +1,135 @@
+/**
+ * WAHA webhooks:
+ *
+ * ```json
+ * { "id": "evt_01…", "timestamp": 1760000000123, "event": "group.v2.participants",
+ *   "session": "default", "engine": "NOWEB", "me": { "id": "…@c.us", "lid": "…@lid" },
+ *   "payload": { "group": { "id": "1203…@g.us" }, "type": "join", "timestamp": 1760000000120,
+ *                "participants": [{ "id": "…@lid", "pn": "…@c.us", "role": "participant" }] },
+ *   "environment": { … } }
+ * ```
+ *
+ * Handled: `group.v2.participants`; `group.v2.join` / `group.v2.leave` (the session's own account
+ * joined or left); legacy `group.join` / `group.leave` (a whatsapp-web.js notification, or the
+ * group metadata when the session itself joined). The envelope's `id`, `timestamp`, `session`, `me`,
+ * `metadata`, `engine` and `environment` differ per session and never enter the key.
+ * `payload.timestamp` is milliseconds (NOWEB, GOWS) or seconds (WEBJS); both are read.
+ * Signed with `X-Webhook-Hmac` (hex HMAC-SHA512 of the body) when WAHA has an HMAC key.
+ */
+import { z } from "zod";
+import { parseWith } from "./baileys.ts";
+import {
+  isObject,
+  MAX_PARTICIPANTS,
+  type ParsedDelivery,
+  type RawMembershipChange,
+  type WebhookFormat,
+} from "./delivery.ts";
+import { changesFromNotification } from "./wwebjs.ts";
+
+const jid = z.string().trim().min(1).max(128);
+const timestamp = z.union([z.number().positive(), z.string().trim().min(1).max(64)]).optional();
+
+const EnvelopeSchema = z.object({
+  event: z.string().min(1).max(128),
+  session: z.string().max(256).optional(),
+  me: z.object({ id: jid, lid: z.string().max(128).nullish() }).nullish(),
+  payload: z.unknown(),
+});
+
+const ParticipantsPayloadSchema = z.object({
+  payload: z.object({
+    group: z.object({ id: jid }),
+    type: z.enum(["join", "leave", "promote", "demote"]),
+    timestamp,
+    participants: z.array(
+      z.object({ id: jid, pn: z.string().max(128).nullish() }),
+    ).min(1).max(MAX_PARTICIPANTS),
+  }),
+});
+
+const SelfPayloadSchema = z.object({
+  payload: z.object({ group: z.object({ id: jid }), timestamp }),
+});
+
+const LegacyJoinSchema = z.object({ payload: z.object({ id: jid }) });
+
+function selfChange(
+  envelope: z.infer<typeof EnvelopeSchema>,
+  action: "join" | "leave",
+  group: string,
+  at: string | number | undefined,
+): ParsedDelivery {
+  if (!envelope.me) {
+    return { kind: "ignored", format: "waha", reason: "session account (me) is unknown" };
+  }
+  const change: RawMembershipChange = {
+    action,
+    group,
+    participant: envelope.me.id,
+    ...(envelope.me.lid ? { lid: envelope.me.lid } : {}),
+    timestamp: at,
+    path: "me.id",
+  };
+  return {
+    kind: "changes",
+    format: "waha",
+    changes: [change],
+    paths: { group: "payload.group.id", timestamp: "payload.timestamp" },
+  };
+}
+
+/** WAHA envelopes; only group membership events are handled. */
+export const wahaFormat: WebhookFormat = {
+  name: "waha",
+  detect(json) {
+    return isObject(json) && typeof json.event === "string" && "payload" in json &&
+      ("session" in json || "engine" in json);
+  },
+  parse(json) {
+    const envelope = parseWith(EnvelopeSchema, json);
+    switch (envelope.event) {
+      case "group.v2.participants": {
+        const { payload } = parseWith(ParticipantsPayloadSchema, json);
+        const changes: RawMembershipChange[] = payload.participants.map((p, i) => ({
+          action: payload.type,
+          group: payload.group.id,
+          participant: p.id,
+          ...(p.pn ? { phone: p.pn } : {}),
+          timestamp: payload.timestamp,
+          path: `payload.participants.${i}.id`,
+        }));
+        return {
+          kind: "changes",
+          format: "waha",
+          changes,
+          paths: { group: "payload.group.id", timestamp: "payload.timestamp" },
+        };
+      }
+      case "group.v2.join":
+      case "group.v2.leave": {
+        const { payload } = parseWith(SelfPayloadSchema, json);
+        const action = envelope.event === "group.v2.join" ? "join" : "leave";
+        return selfChange(envelope, action, payload.group.id, payload.timestamp);
+      }
+      case "group.join":
+      case "group.leave": {
+        if (isObject(envelope.payload) && "recipientIds" in envelope.payload) {
+          const parsed = changesFromNotification("waha", envelope.payload, "payload.");
+          return parsed;
+        }
+        if (envelope.event === "group.join") {
+          const { payload } = parseWith(LegacyJoinSchema, json);
+          return selfChange(envelope, "join", payload.id, undefined);
+        }
+        return { kind: "ignored", format: "waha", reason: "group.leave without a notification" };
+      }
+      default:
+        return {
+          kind: "ignored",
+          format: "waha",
+          reason: `event "${envelope.event}" is not handled`,
+        };
+    }
+  },
+};

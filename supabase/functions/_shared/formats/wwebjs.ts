@@ -1,0 +1,108 @@
+/**
+ * whatsapp-web.js `group_join` / `group_leave` / `group_admin_changed` notifications, raw or
+ * wrapped as `{ event, data: { notification } }` (or `{ event, data: notification }`):
+ *
+ * ```json
+ * { "id": { "fromMe": false, "remote": "1203…@g.us", "id": "AAA…", "participant": "…@c.us",
+ *           "_serialized": "…" },
+ *   "body": "", "type": "add", "timestamp": 1738935259, "chatId": "1203…@g.us",
+ *   "author": "987654321@c.us", "recipientIds": ["123456789@c.us"] }
+ * ```
+ *
+ * `timestamp` is WhatsApp's own (seconds), the same for every session.
+ */
+import { z } from "zod";
+import type { MembershipAction } from "../membership_event.ts";
+import { parseWith } from "./baileys.ts";
+import {
+  isObject,
+  MAX_PARTICIPANTS,
+  type ParsedDelivery,
+  type RawMembershipChange,
+  type WebhookFormat,
+} from "./delivery.ts";
+
+const jid = z.string().trim().min(1).max(128);
+
+/** A serialised GroupNotification. */
+export const GroupNotificationSchema = z.object({
+  id: z.object({ remote: z.unknown() }).partial().optional(),
+  type: z.string().min(1).max(64),
+  timestamp: z.union([z.number().positive(), z.string().trim().min(1).max(64)]).optional(),
+  chatId: jid,
+  author: z.string().max(128).nullish(),
+  recipientIds: z.array(jid).max(MAX_PARTICIPANTS),
+});
+
+const ACTIONS: Record<string, MembershipAction | undefined> = {
+  add: "join",
+  invite: "join",
+  linked_group_join: "join",
+  remove: "leave",
+  leave: "leave",
+  promote: "promote",
+  demote: "demote",
+};
+
+const EVENTS = new Set(["group_join", "group_leave", "group_admin_changed"]);
+
+function looksLikeNotification(value: unknown): boolean {
+  return isObject(value) && typeof value.chatId === "string" && Array.isArray(value.recipientIds);
+}
+
+/** Turns a validated notification into changes; `prefix` is its path in the payload. */
+export function changesFromNotification(
+  format: string,
+  json: unknown,
+  prefix: string,
+): ParsedDelivery {
+  const notification = parseWith(GroupNotificationSchema, json);
+  const action = ACTIONS[notification.type];
+  if (!action) {
+    return {
+      kind: "ignored",
+      format,
+      reason: `notification type "${notification.type}" is not handled`,
+    };
+  }
+  const people = notification.recipientIds.length > 0
+    ? notification.recipientIds.map((id, i) => ({ id, path: `${prefix}recipientIds.${i}` }))
+    : notification.author
+    ? [{ id: notification.author, path: `${prefix}author` }]
+    : [];
+  if (people.length === 0) {
+    return { kind: "ignored", format, reason: "notification names no participant" };
+  }
+  const changes: RawMembershipChange[] = people.map(({ id, path }) => ({
+    action,
+    group: notification.chatId,
+    participant: id,
+    timestamp: notification.timestamp,
+    path,
+  }));
+  return {
+    kind: "changes",
+    format,
+    changes,
+    paths: { group: `${prefix}chatId`, timestamp: `${prefix}timestamp` },
+  };
+}
+
+/** whatsapp-web.js group notifications. */
+export const wwebjsFormat: WebhookFormat = {
+  name: "wwebjs",
+  detect(json) {
+    if (looksLikeNotification(json)) return true;
+    return isObject(json) && typeof json.event === "string" && EVENTS.has(json.event) &&
+      isObject(json.data);
+  },
+  parse(json) {
+    if (isObject(json) && isObject(json.data)) {
+      if (isObject(json.data.notification)) {
+        return changesFromNotification("wwebjs", json.data.notification, "data.notification.");
+      }
+      return changesFromNotification("wwebjs", json.data, "data.");
+    }
+    return changesFromNotification("wwebjs", json, "");
+  },
+};
