@@ -40,12 +40,13 @@ Deno.test("apply: only real state changes write, and each write is one Realtime 
       assert.deepEqual(await outcomes(repo, [ev(group, "join", T)]), ["applied"]);
       assert.deepEqual(await outcomes(repo, [ev(group, "join", T)]), ["unchanged"]);
       assert.deepEqual(await outcomes(repo, [ev(group, "join", T + 10)]), ["unchanged"]);
-      assert.deepEqual(await outcomes(repo, [ev(group, "leave", T + 20)]), ["applied"]);
-      assert.deepEqual(await outcomes(repo, [ev(group, "leave", T + 20)]), ["unchanged"]);
+      assert.deepEqual(await outcomes(repo, [ev(group, "leave", T + 2000)]), ["applied"]);
+      assert.deepEqual(await outcomes(repo, [ev(group, "leave", T + 2000)]), ["unchanged"]);
       // A late duplicate of the older join after the newer leave: stale, nothing written.
       assert.deepEqual(await outcomes(repo, [ev(group, "join", T)]), ["stale"]);
       // A rejoin at the same instant as the leave is still a state change.
-      assert.deepEqual(await outcomes(repo, [ev(group, "join", T + 20)]), ["applied"]);
+      // Within one second, events are applied in arrival order (WhatsApp's resolution).
+      assert.deepEqual(await outcomes(repo, [ev(group, "join", T + 2000)]), ["applied"]);
     });
     const changes = await feed.changes(group);
     assert.deepEqual(changes.map((c) => c.op), ["INSERT", "UPDATE", "UPDATE"]);
@@ -53,9 +54,26 @@ Deno.test("apply: only real state changes write, and each write is one Realtime 
     const rows = await groupRows(sql, group);
     assert.equal(rows.length, 1);
     assert.equal(rows[0].status, "member");
-    assert.equal(rows[0].last_event_at.getTime(), T + 20);
+    assert.equal(rows[0].last_event_at.getTime(), T + 2000);
   } finally {
     await feed.close();
+    await sql.end();
+  }
+});
+
+Deno.test("apply: a change in the same second is not stale, whatever the clocks' resolution", async () => {
+  const sql = sqlClient();
+  const group = uniqueGroup();
+  try {
+    await withRepo(async (repo) => {
+      // A join stamped with a millisecond receive time, then a leave whose source timestamp
+      // has WhatsApp's one-second resolution: the leave is not older, it is applied.
+      assert.deepEqual(await outcomes(repo, [ev(group, "join", T + 1700)]), ["applied"]);
+      assert.deepEqual(await outcomes(repo, [ev(group, "leave", T + 1000)]), ["applied"]);
+      assert.deepEqual(await outcomes(repo, [ev(group, "join", T)]), ["stale"]);
+    });
+    assert.equal((await groupRows(sql, group))[0].status, "left");
+  } finally {
     await sql.end();
   }
 });

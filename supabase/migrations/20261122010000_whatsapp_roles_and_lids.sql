@@ -60,7 +60,8 @@ drop function if exists public.apply_whatsapp_membership_events(jsonb);
 -- it was applied to (a LID resolves to its known phone), and outcome:
 --   applied   the state (status, role) changed: one row insert or update, one Realtime event;
 --   unchanged the person already has that state (a duplicate; nothing written);
---   stale     the person has a different state from a newer event (a late retry; nothing written).
+--   stale     the person has a different state from an event in a later second (a late retry;
+--             nothing written). Events within the same second are applied in arrival order.
 -- Writers are serialised per group with a transaction advisory lock taken in group order, so
 -- concurrent webhooks can neither create two rows for one person nor deadlock.
 create function public.apply_whatsapp_membership_events(events jsonb)
@@ -155,7 +156,9 @@ begin
     elsif cur_status = want_status and cur_role = want_role then
       outcome := 'unchanged';
       phone := cur_key;
-    elsif cur_at > e.event_at then
+    elsif date_trunc('second', cur_at) > date_trunc('second', e.event_at) then
+      -- Ordered at WhatsApp's own one-second resolution: finer clocks (receive times, gateway
+      -- clocks) must not make a real change look older than the one before it.
       outcome := 'stale';
       phone := cur_key;
     else
