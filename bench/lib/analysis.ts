@@ -17,6 +17,8 @@ export interface Correctness {
   leaked: number;
   /** (group, phone) pairs whose final state differs from the expected one. */
   lost: number;
+  /** Up to 10 pairs that leaked or were lost, phones masked, for diagnosis. */
+  examples: string[];
 }
 
 const GROUP = /group_jid\[text\]:'([^']*)'/;
@@ -40,14 +42,25 @@ export async function checkCorrectness(
   let leaked = 0;
   let lost = 0;
   let expectedChanges = 0;
-  for (const pair of workload.pairs) {
+  const examples: string[] = [];
+  workload.pairs.forEach((pair, index) => {
     const id = `${pair.groupJid}|${pair.phone}`;
     expectedChanges += pair.expectedChanges;
-    leaked += Math.max(0, (perPair.get(id) ?? 0) - pair.expectedChanges);
-    if (final.get(id) !== pair.expectedStatus) lost++;
-  }
+    const changed = perPair.get(id) ?? 0;
+    leaked += Math.max(0, changed - pair.expectedChanges);
+    const status = final.get(id);
+    if (status !== pair.expectedStatus) lost++;
+    if (
+      (status !== pair.expectedStatus || changed > pair.expectedChanges) && examples.length < 10
+    ) {
+      examples.push(
+        `pair ${index} (…${pair.phone.slice(-3)}): ${pair.expectedChanges} event(s), ` +
+          `${changed} change(s), final ${status ?? "absent"}, expected ${pair.expectedStatus}`,
+      );
+    }
+  });
   // Changes to rows the workload never mentions would be leaks too.
   const known = new Set(workload.pairs.map((p) => `${p.groupJid}|${p.phone}`));
   for (const [id, n] of perPair) if (!known.has(id)) leaked += n;
-  return { rowChanges: changes.length, expectedChanges, leaked, lost };
+  return { rowChanges: changes.length, expectedChanges, leaked, lost, examples };
 }

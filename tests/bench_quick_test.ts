@@ -1,0 +1,32 @@
+/**
+ * The benchmark's `--quick` size, run in CI for correctness only (never timings): our handler
+ * leaks no duplicate and loses no event, with and without Redis and under every fault, while the
+ * no-dedup baseline does leak duplicates on the same workload.
+ */
+import assert from "node:assert/strict";
+import { runBenchmark } from "../bench/run.ts";
+
+Deno.test({
+  name: "bench --quick: ours leaks 0 and loses 0; no dedup leaks",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const lines: string[] = [];
+    const result = await runBenchmark({ quick: true, log: (line) => lines.push(line) });
+    const row = (id: string) => {
+      const found = result.rows.find((r) => r.id === id);
+      assert.ok(found, `row ${id} missing`);
+      return found;
+    };
+    const summary = result.rows.map((r) => `${r.id}: leaked ${r.leaked}, lost ${r.lost}`)
+      .join("\n");
+    assert.ok(row("noDedup").leaked > 0, summary);
+    const ours = result.rows.filter((r) => r.id.startsWith("ours") || r.id.startsWith("fault:"));
+    assert.equal(ours.length, 7, summary);
+    for (const r of ours) {
+      assert.equal(r.leaked, 0, `${r.id} leaked\n${summary}\n${lines.join("\n")}`);
+      assert.equal(r.lost, 0, `${r.id} lost events\n${summary}\n${lines.join("\n")}`);
+      assert.equal(r.gaveUp, 0, `${r.id}: the sender gave up on deliveries\n${summary}`);
+    }
+  },
+});
