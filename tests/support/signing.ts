@@ -1,6 +1,7 @@
 /**
  * Signs test deliveries the way each gateway does.
  */
+import { SignJWT } from "jose";
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import { signBody } from "../../supabase/functions/_shared/webhook_auth.ts";
 
@@ -10,10 +11,25 @@ export const SECRETS = {
   WAHA_HMAC_KEY: "waha-hmac-key-for-tests",
   META_APP_SECRET: "meta-app-secret-for-tests",
   STANDARD_WEBHOOKS_SECRET: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+  EVOLUTION_JWT_KEY: "evolution-jwt-key-for-tests",
 };
 
 /** A signing scheme name. */
-export type Scheme = "generic" | "bearer" | "waha" | "meta" | "standard";
+export type Scheme = "generic" | "bearer" | "waha" | "meta" | "standard" | "evolution-jwt";
+
+/** An HS256 JWT as Evolution API mints it for its `jwt_key` webhook header. */
+export async function evolutionJwt(
+  key = SECRETS.EVOLUTION_JWT_KEY,
+  claims: Record<string, unknown> = { app: "evolution", action: "webhook" },
+  expiresInSeconds = 600,
+): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return await new SignJWT(claims)
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setIssuedAt(now)
+    .setExpirationTime(now + expiresInSeconds)
+    .sign(new TextEncoder().encode(key));
+}
 
 /** Headers that authenticate `body` under a scheme (with another secret when `wrong`). */
 export async function signedHeaders(
@@ -39,6 +55,8 @@ export async function signedHeaders(
       return {
         "x-hub-signature-256": `sha256=${await signBody(pick(SECRETS.META_APP_SECRET), body)}`,
       };
+    case "evolution-jwt":
+      return { authorization: `Bearer ${await evolutionJwt(pick(SECRETS.EVOLUTION_JWT_KEY))}` };
     case "standard": {
       const secret = wrong
         ? "whsec_" + btoa("another-secret-of-24-bytes!!")

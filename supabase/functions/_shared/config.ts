@@ -30,6 +30,7 @@ const EnvSchema = z
     WAHA_HMAC_KEY: optionalText,
     META_APP_SECRET: optionalText,
     STANDARD_WEBHOOKS_SECRET: optionalText,
+    EVOLUTION_JWT_KEY: optionalText,
     ALLOW_UNSIGNED_WEBHOOKS: flag,
     DEDUP_WINDOW_MS: positiveInt(5_000, 24 * 60 * 60 * 1000),
     DEDUP_CLAIM_TTL_MS: positiveInt(10 * 60 * 1000, 7 * 24 * 60 * 60 * 1000),
@@ -81,7 +82,12 @@ export interface WebhookConfig {
   /** Shared secret for HMAC signatures and bearer tokens; undefined when not set. */
   webhookSecret?: string;
   /** Secrets of the gateway-specific signature schemes. */
-  secrets: { wahaHmacKey?: string; metaAppSecret?: string; standardWebhooksSecret?: string };
+  secrets: {
+    wahaHmacKey?: string;
+    metaAppSecret?: string;
+    standardWebhooksSecret?: string;
+    evolutionJwtKey?: string;
+  };
   /** Accept unsigned webhooks when no secret is set (local use only). */
   allowUnsigned: boolean;
   dedup: {
@@ -141,6 +147,7 @@ export function parseConfig(env: Record<string, string | undefined>): WebhookCon
       wahaHmacKey: e.WAHA_HMAC_KEY,
       metaAppSecret: e.META_APP_SECRET,
       standardWebhooksSecret: e.STANDARD_WEBHOOKS_SECRET,
+      evolutionJwtKey: e.EVOLUTION_JWT_KEY,
     },
     allowUnsigned: e.ALLOW_UNSIGNED_WEBHOOKS,
     dedup: {

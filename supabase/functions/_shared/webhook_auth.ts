@@ -8,11 +8,13 @@
  * | `X-Webhook-Hmac: <hex>` (+ `-Algorithm: sha512`)  | WAHA                           | `WAHA_HMAC_KEY`            |
  * | `X-Webhook-Signature: sha256=<hex>`               | this project's HMAC            | `WEBHOOK_SECRET`           |
  * | `Authorization: Bearer <secret>`                  | static token (Evolution API)   | `WEBHOOK_SECRET`           |
+ * | `Authorization: Bearer <JWT>`                     | Evolution API `jwt_key` (HS256) | `EVOLUTION_JWT_KEY`       |
  *
  * Every comparison runs in constant time: HMACs through WebCrypto's `verify`, bearer tokens
- * through `timingSafeEqual` over SHA-256 digests, Standard Webhooks through its own library.
+ * through `timingSafeEqual` over SHA-256 digests, Standard Webhooks and JWTs through their libraries.
  */
 import { timingSafeEqual } from "node:crypto";
+import { jwtVerify } from "jose";
 import { Webhook as StandardWebhook } from "standardwebhooks";
 
 /** How a delivery was authenticated. */
@@ -22,6 +24,7 @@ export type AuthScheme =
   | "waha-hmac"
   | "hmac-sha256"
   | "bearer"
+  | "evolution-jwt"
   | "unsigned";
 
 /** The secrets of each scheme; a scheme without its secret refuses deliveries that use it. */
@@ -34,6 +37,8 @@ export interface WebhookSecrets {
   metaAppSecret?: string;
   /** `STANDARD_WEBHOOKS_SECRET` (`whsec_…`): Standard Webhooks headers. */
   standardWebhooksSecret?: string;
+  /** `EVOLUTION_JWT_KEY`: the `jwt_key` of Evolution API's webhook headers (HS256 bearer JWT). */
+  evolutionJwtKey?: string;
 }
 
 /** Raised when a delivery carries no valid credential. */
@@ -80,7 +85,7 @@ export async function signBody(
 export function hasAnySecret(secrets: WebhookSecrets): boolean {
   return Boolean(
     secrets.shared || secrets.wahaHmacKey || secrets.metaAppSecret ||
-      secrets.standardWebhooksSecret,
+      secrets.standardWebhooksSecret || secrets.evolutionJwtKey,
   );
 }
 
@@ -140,9 +145,12 @@ export class WebhookAuthenticator {
 
     const authorization = headers.get("authorization");
     if (authorization !== null) {
-      const secret = this.#require(this.#secrets.shared, "Authorization", "WEBHOOK_SECRET");
       const token = /^Bearer\s+(.+)$/i.exec(authorization.trim())?.[1];
       if (!token) throw new UnauthorizedError("Authorization must be Bearer <secret>");
+      if (this.#secrets.evolutionJwtKey && /^[\w-]+\.[\w-]+\.[\w-]+$/.test(token)) {
+        return await this.#evolutionJwt(this.#secrets.evolutionJwtKey, token);
+      }
+      const secret = this.#require(this.#secrets.shared, "Authorization", "WEBHOOK_SECRET");
       this.#sharedDigest ??= sha256(secret);
       const [given, expected] = await Promise.all([sha256(token), this.#sharedDigest]);
       if (!timingSafeEqual(given, expected)) throw new UnauthorizedError("bearer token is wrong");
@@ -179,6 +187,23 @@ export class WebhookAuthenticator {
     if (!(await crypto.subtle.verify("HMAC", await key, expected, body))) {
       throw new UnauthorizedError("signature does not match the body");
     }
+  }
+
+  async #evolutionJwt(key: string, token: string): Promise<AuthScheme> {
+    try {
+      const { payload } = await jwtVerify(token, encoder.encode(key), {
+        algorithms: ["HS256"],
+        clockTolerance: 60,
+        requiredClaims: ["exp"],
+      });
+      if (payload.app !== "evolution" || payload.action !== "webhook") {
+        throw new Error("claims are not app=evolution, action=webhook");
+      }
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : "invalid";
+      throw new UnauthorizedError(`Evolution API JWT verification failed: ${reason}`);
+    }
+    return "evolution-jwt";
   }
 
   #standardWebhooks(headers: Headers, rawBody: Uint8Array): AuthScheme {
