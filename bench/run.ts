@@ -314,7 +314,9 @@ async function runScenario(
     heapMB: mean((s) => s.heapUsedBytes) / 2 ** 20,
     rssMB: mean((s) => s.rssBytes) / 2 ** 20,
   };
-  for (const example of correctness.examples) log(`    ${example}`);
+  if (scenario.strategy === "ours") {
+    for (const example of correctness.examples) log(`    ${example}`);
+  }
   log(
     `  ${scenario.label}: leaked ${row.leaked}, lost ${row.lost}, non-2xx ${row.non2xx}, ` +
       `gave up ${row.gaveUp}, ` +
