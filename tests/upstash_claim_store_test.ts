@@ -42,12 +42,52 @@ Deno.test("redis tier: SET NX PX claims once, in one pipeline for many keys", as
     const before = t.endpoint.stats.requests;
     assert.deepEqual(
       await t.store.claim([{ key: "a", at: 0 }, { key: "b", at: 0 }, { key: "a", at: 0 }]),
-      ["claimed", "claimed", "held"],
+      ["claimed", "claimed", "in-flight"],
     );
     assert.equal(t.endpoint.stats.requests - before, 1, "one round trip");
-    assert.deepEqual(await t.store.claim([{ key: "a", at: 0 }]), ["held"]);
     const ttl = Number(await t.redis.sendCommand(["PTTL", `${t.prefix}:a`]));
     assert.ok(ttl > 55_000 && ttl <= 60_000, `TTL ${ttl}`);
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("redis tier: only a confirmed claim is 'held'; an unconfirmed one is 'in-flight'", async () => {
+  const t = await setup();
+  try {
+    await t.store.claim([{ key: "a", at: 0 }, { key: "b", at: 0 }]);
+    assert.deepEqual(await t.store.claim([{ key: "a", at: 0 }]), ["in-flight"]);
+    t.store.confirm(["a"]);
+    // The confirmation rides along with the next pipeline: one round trip.
+    const before = t.endpoint.stats.requests;
+    assert.deepEqual(await t.store.claim([{ key: "a", at: 0 }, { key: "c", at: 0 }]), [
+      "held",
+      "claimed",
+    ]);
+    assert.equal(t.endpoint.stats.requests - before, 1);
+    assert.equal(await t.redis.sendCommand(["GET", `${t.prefix}:a`]), "d");
+    // An idle instance sends its confirmations alone, shortly after.
+    t.store.confirm(["b", "c"]);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(await t.redis.sendCommand(["GET", `${t.prefix}:b`]), "d");
+    // A claim left by an instance that died before confirming never reads as a duplicate.
+    await t.redis.sendCommand(["SET", `${t.prefix}:dead`, "p:gone:1", "PX", "60000"]);
+    assert.deepEqual(await t.store.claim([{ key: "dead", at: 0 }]), ["in-flight"]);
+  } finally {
+    await t.store.close();
+    await t.close();
+  }
+});
+
+Deno.test("redis tier: a confirmation never overwrites someone else's newer claim", async () => {
+  const t = await setup();
+  try {
+    await t.store.claim([{ key: "join", at: 0 }]);
+    // A leave elsewhere frees the join key, and a rejoin elsewhere claims it again.
+    await t.redis.sendCommand(["SET", `${t.prefix}:join`, "p:other:7", "PX", "60000"]);
+    t.store.confirm(["join"]);
+    await t.store.close();
+    assert.equal(await t.redis.sendCommand(["GET", `${t.prefix}:join`]), "p:other:7");
   } finally {
     await t.close();
   }
@@ -62,6 +102,7 @@ Deno.test("redis tier: a claim frees the opposite action's key; release deletes 
     ]);
     assert.equal(await t.redis.sendCommand(["EXISTS", `${t.prefix}:join`]), 0);
     assert.deepEqual(await t.store.claim([{ key: "join", at: 0, frees: ["leave"] }]), ["claimed"]);
+    assert.deepEqual(await t.store.claim([{ key: "leave", at: 0 }]), ["claimed"]);
     await t.store.release(["join"]);
     assert.deepEqual(await t.store.claim([{ key: "join", at: 0 }]), ["claimed"]);
   } finally {

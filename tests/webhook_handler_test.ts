@@ -363,6 +363,67 @@ Deno.test("database outage: 503, claims released, the retry is applied exactly o
   }
 });
 
+Deno.test("a Redis claim left by an instance that died never swallows the retry", async () => {
+  const endpoint = await startUpstashRestServer({ redisUrl: redisUrl(), token: "tok" });
+  const prefix = `t${crypto.randomUUID().slice(0, 8)}`;
+  const env = {
+    UPSTASH_REDIS_REST_URL: endpoint.url,
+    UPSTASH_REDIS_REST_TOKEN: "tok",
+    DEDUP_KEY_PREFIX: prefix,
+  };
+  const survivor = build(env);
+  const other = build(env);
+  const redis = createClient({ url: redisUrl(), RESP: 2 });
+  await redis.connect();
+  const sql = sqlClient();
+  const feed = await RealtimeChangeFeed.open(sql);
+  const group = uniqueGroup();
+  const ts = Math.floor(Date.now() / 1000);
+  try {
+    // The instance that took this claim died before writing to the database.
+    const key = `${prefix}:join|${group}|+919963064165|${Math.floor((ts * 1000) / 5000)}`;
+    await redis.sendCommand(["SET", key, "p:dead-instance:1", "PX", "600000"]);
+    const retry = await call(survivor.handler, await signedRequest(join(group, { timestamp: ts })));
+    assert.equal(retry.body.results[0].outcome, "applied");
+    // Copies after that go to the database too (the claim is not ours to confirm): no change.
+    const copy = await call(other.handler, await signedRequest(join(group, { timestamp: ts })));
+    assert.equal(copy.body.results[0].outcome, "unchanged");
+    assert.equal((await feed.changes(group)).length, 1);
+  } finally {
+    redis.destroy();
+    await feed.close();
+    await sql.end();
+    await survivor.close();
+    await other.close();
+    await endpoint.close();
+  }
+});
+
+Deno.test("confirmed claims answer copies on other instances without the database", async () => {
+  const endpoint = await startUpstashRestServer({ redisUrl: redisUrl(), token: "tok" });
+  const env = {
+    UPSTASH_REDIS_REST_URL: endpoint.url,
+    UPSTASH_REDIS_REST_TOKEN: "tok",
+    DEDUP_KEY_PREFIX: `t${crypto.randomUUID().slice(0, 8)}`,
+  };
+  const first = build(env);
+  const second = build(env);
+  const group = uniqueGroup();
+  const payload = join(group, { timestamp: Math.floor(Date.now() / 1000) });
+  try {
+    assert.equal(
+      (await call(first.handler, await signedRequest(payload))).body.results[0].outcome,
+      "applied",
+    );
+    await first.close(); // sends the queued confirmation
+    const copy = await call(second.handler, await signedRequest(payload));
+    assert.equal(copy.body.results[0].outcome, "duplicate");
+  } finally {
+    await second.close();
+    await endpoint.close();
+  }
+});
+
 Deno.test("database error in the apply function: 503, then the retry is applied once", async () => {
   const sql = sqlClient();
   await installFailureTrigger(sql);

@@ -2,12 +2,15 @@
  * The claim → apply → release lifecycle that gives each real event exactly one effect.
  *
  * 1. Copies of one event inside the webhook, then in the per-instance memory tier, are duplicates.
- * 2. The shared tier (Upstash Redis) is asked next, in one round trip for the whole webhook. Its
- *    errors and timeouts are never read as "duplicate": the webhook goes on to the database
- *    (fail-open), and the tier is skipped for a cool-down while it is degraded.
+ * 2. The shared tier (Upstash Redis) is asked next, in one round trip for the whole webhook. Only a
+ *    claim confirmed after a successful apply counts as "duplicate"; a claim still in flight (or
+ *    left by an instance that died) sends the event on to the database. Errors and timeouts are
+ *    never read as "duplicate": the webhook goes on to the database (fail-open), and the tier is
+ *    skipped for a cool-down while it is degraded.
  * 3. The database applies the remaining events in one round trip, writing only real changes.
  * 4. When applying fails, every claim taken in steps 1–2 is released, so the sender's retry is
- *    processed, and {@link DatabaseUnavailableError} reaches the caller.
+ *    processed, and {@link DatabaseUnavailableError} reaches the caller. When it works, the shared
+ *    claims are confirmed.
  */
 import type { ClaimStore } from "./claims/claim_store.ts";
 import type { MemoryClaimStore } from "./claims/memory_claim_store.ts";
@@ -100,15 +103,17 @@ export class ExactlyOnceProcessor {
         this.#sharedSucceeded();
         const next: number[] = [];
         pending.forEach((i, n) => {
-          if (claims[n] === "claimed") {
-            sharedClaims.push(keys[i]);
-            next.push(i);
-          } else {
-            // Held by another instance: do not remember it here, so that if that instance
-            // fails and releases, its sender's retry is not swallowed by this instance.
+          if (claims[n] === "held") {
+            // Confirmed elsewhere: the database has it. Not remembered here, so that the memory
+            // tier only ever holds what this instance handled itself.
             memory.releaseSync([keys[i]]);
             results[i] = { event: events[i], outcome: "duplicate", decidedBy: "redis" };
+            return;
           }
+          // "claimed": ours to apply. "in-flight": claimed elsewhere and not confirmed, maybe by an
+          // instance that died; the database decides, so the event can never be lost.
+          if (claims[n] === "claimed") sharedClaims.push(keys[i]);
+          next.push(i);
         });
         pending = next;
       } catch (error) {
@@ -116,7 +121,7 @@ export class ExactlyOnceProcessor {
       }
     }
 
-    // 3. The database, one round trip; 4. release every claim if it fails.
+    // 3. The database, one round trip; 4. release every claim if it fails, confirm if it worked.
     if (pending.length > 0) {
       try {
         const applied = await repository.apply(pending.map((i) => events[i]));
@@ -133,6 +138,7 @@ export class ExactlyOnceProcessor {
         await this.#releaseShared(sharedClaims);
         throw error;
       }
+      shared?.confirm(sharedClaims);
       await this.#freeResolvedIdentities(results as EventResult[]);
     }
     return results as EventResult[];
@@ -157,6 +163,11 @@ export class ExactlyOnceProcessor {
     if (shared && this.#now() >= this.#skipUntil) {
       await shared.release(keys).catch((error) => this.#sharedFailed(error));
     }
+  }
+
+  /** Sends queued confirmations (for shutdown and tests). */
+  async close(): Promise<void> {
+    await this.#o.shared?.close();
   }
 
   /** The shared tier's state for the health response. */

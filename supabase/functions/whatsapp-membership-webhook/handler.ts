@@ -142,6 +142,7 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
       status: shared.state === "degraded" ? "degraded" : "ok",
       function: FUNCTION_NAME,
       uptimeMs: now() - startedAt,
+      heapUsedBytes: Deno.memoryUsage().heapUsed,
       tiers: {
         memory: deps.memory.stats(),
         redis: shared,
@@ -255,7 +256,13 @@ export function createMembershipWebhookFromConfig(
     logger,
     databaseName: repository.name,
   });
-  return { handler, close: () => repository.close() };
+  return {
+    handler,
+    close: async () => {
+      await processor.close();
+      await repository.close();
+    },
+  };
 }
 
 /**

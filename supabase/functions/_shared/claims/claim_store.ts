@@ -1,11 +1,11 @@
 /**
  * The narrow interface every dedup cache tier implements.
  *
- * A claim says "this instance is handling this event". Claims are accelerators only: a store
- * that fails must throw {@link ClaimStoreUnavailableError}, never answer "held".
+ * A claim says "this delivery is being handled". Claims are accelerators only: a store that fails
+ * must throw {@link ClaimStoreUnavailableError}, never answer "held".
  */
 
-/** One key to claim, and the opposing key that a successful claim frees. */
+/** One key to claim, and the keys that a claim frees. */
 export interface ClaimRequest {
   /** The composite dedup key. */
   key: string;
@@ -15,8 +15,13 @@ export interface ClaimRequest {
   frees?: readonly string[];
 }
 
-/** `claimed`: the caller now owns the key. `held`: another delivery already claimed it. */
-export type ClaimResult = "claimed" | "held";
+/**
+ * - `claimed`: the caller now owns the key and applies the event;
+ * - `held`: the event is already in the database (a copy): answer "duplicate";
+ * - `in-flight`: another delivery claimed it and has not confirmed yet. It may still be working,
+ *   or its instance may have died: the caller lets the database decide, which is exactly-once.
+ */
+export type ClaimResult = "claimed" | "held" | "in-flight";
 
 /** A dedup cache tier. */
 export interface ClaimStore {
@@ -24,8 +29,12 @@ export interface ClaimStore {
   readonly name: string;
   /** Claims each key atomically (set-if-absent with expiry); one result per request, in order. */
   claim(requests: readonly ClaimRequest[]): Promise<ClaimResult[]>;
+  /** Marks this caller's claims as applied, so that later copies are answered without the database. */
+  confirm(keys: readonly string[]): void;
   /** Deletes claims, so that a retry of failed work is processed. */
   release(keys: readonly string[]): Promise<void>;
+  /** Sends whatever is still queued (confirmations) and stops timers. */
+  close(): Promise<void>;
 }
 
 /** Raised by a store that could not answer (error, timeout, outage). Never means "duplicate". */

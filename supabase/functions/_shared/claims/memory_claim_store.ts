@@ -1,9 +1,10 @@
 /**
  * The per-instance in-memory tier: a bounded Map of claims with a fixed time to live.
  *
- * Every claim gets the same TTL, so the Map's insertion order is also its expiry order: expired
- * claims are dropped from the head of the Map, one step per expired entry (amortised O(1) per
- * request, never a scan of all entries), and the oldest claims are evicted when the bound is hit.
+ * Every claim gets the same TTL, so claims expire in the order they were made. A FIFO queue
+ * (an array with a moving head) records that order: expired claims are dropped from its head and
+ * the oldest claims are evicted when the bound is hit, a constant amount of work per claim however
+ * many are live (never a scan of the Map).
  *
  * One instance cannot see what other instances applied, so a held key only counts as a duplicate
  * when the two deliveries' event times lie within `burstMs` of each other: the copies that
@@ -27,12 +28,23 @@ export interface MemoryClaimStoreOptions {
 interface Claim {
   expiresAt: number;
   at: number;
+  /** Sequence number of the queue entry that made this claim. */
+  seq: number;
+}
+
+interface QueueEntry {
+  key: string;
+  seq: number;
+  expiresAt: number;
 }
 
 /** Bounded in-memory claims with FIFO expiry. */
 export class MemoryClaimStore implements ClaimStore {
   readonly name = "memory";
   readonly #claims = new Map<string, Claim>();
+  #queue: QueueEntry[] = [];
+  #head = 0;
+  #seq = 0;
   readonly #maxKeys: number;
   readonly #ttlMs: number;
   readonly #burstMs: number;
@@ -56,13 +68,14 @@ export class MemoryClaimStore implements ClaimStore {
       return false;
     }
     if (frees) { for (const other of frees) this.#claims.delete(other); }
-    // Delete first so that a re-claimed key moves to the tail and the order stays by expiry.
-    this.#claims.delete(key);
-    this.#claims.set(key, { expiresAt: now + this.#ttlMs, at });
-    if (this.#claims.size > this.#maxKeys) {
-      this.#claims.delete(this.#claims.keys().next().value!);
-      this.#evictions++;
+    const seq = ++this.#seq;
+    const expiresAt = now + this.#ttlMs;
+    this.#claims.set(key, { expiresAt, at, seq });
+    this.#queue.push({ key, seq, expiresAt });
+    while (this.#claims.size > this.#maxKeys && this.#head < this.#queue.length) {
+      if (this.#dropHead()) this.#evictions++;
     }
+    this.#compact();
     return true;
   }
 
@@ -78,6 +91,9 @@ export class MemoryClaimStore implements ClaimStore {
     );
   }
 
+  /** Memory claims need no confirmation: a copy in flight on this instance is a copy. */
+  confirm(_keys: readonly string[]): void {}
+
   /** Releases claims synchronously. */
   releaseSync(keys: readonly string[]): void {
     for (const key of keys) this.#claims.delete(key);
@@ -88,7 +104,11 @@ export class MemoryClaimStore implements ClaimStore {
     return Promise.resolve();
   }
 
-  /** Number of claims resident now (expired ones at the head included until the next call). */
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Number of live claims (expired ones are dropped on the next claim). */
   get size(): number {
     return this.#claims.size;
   }
@@ -105,9 +125,34 @@ export class MemoryClaimStore implements ClaimStore {
   }
 
   #dropExpired(now: number): void {
-    for (const [key, claim] of this.#claims) {
-      if (claim.expiresAt > now) return;
-      this.#claims.delete(key);
+    while (this.#head < this.#queue.length && this.#queue[this.#head].expiresAt <= now) {
+      this.#dropHead();
+    }
+  }
+
+  /** Removes the oldest queue entry and its claim if still current; true when a claim went. */
+  #dropHead(): boolean {
+    const entry = this.#queue[this.#head++];
+    if (entry === undefined) return false;
+    const claim = this.#claims.get(entry.key);
+    if (claim?.seq !== entry.seq) return false; // re-claimed, freed or released since
+    this.#claims.delete(entry.key);
+    return true;
+  }
+
+  /** Keeps the queue's dead prefix and stale entries from growing without bound. */
+  #compact(): void {
+    const live = this.#queue.length - this.#head;
+    if (this.#head > 1024 && this.#head > live) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+    if (live > 2 * this.#maxKeys + 1024) {
+      // Released and re-claimed keys leave stale entries behind: keep only current ones.
+      this.#queue = this.#queue.slice(this.#head).filter((e) =>
+        this.#claims.get(e.key)?.seq === e.seq
+      );
+      this.#head = 0;
     }
   }
 }
