@@ -94,6 +94,12 @@ export async function readBodyLimited(
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) throw new PayloadTooLargeError(limit);
   if (!request.body) return new Uint8Array(0);
+  if (declared !== null && /^[0-9]+$/.test(declared)) {
+    // A declared length within the limit: the runtime enforces it, one read is enough.
+    const body = new Uint8Array(await request.arrayBuffer());
+    if (body.byteLength > limit) throw new PayloadTooLargeError(limit);
+    return body;
+  }
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;

@@ -80,6 +80,19 @@ export function splitJid(raw: string): { user: string; server: string } | undefi
  * never phone-parsed. Bare digits are read as an international number, as WhatsApp sends them.
  */
 export function normalizeParticipant(raw: string | number): ParticipantId {
+  const cached = participantCache.get(raw);
+  if (cached !== undefined) return cached;
+  const participant = parseParticipant(raw);
+  // Copies of an event repeat the same raw values; libphonenumber is the costly step.
+  if (participantCache.size >= PARTICIPANT_CACHE_SIZE) participantCache.clear();
+  participantCache.set(raw, participant);
+  return participant;
+}
+
+const PARTICIPANT_CACHE_SIZE = 10_000;
+const participantCache = new Map<string | number, ParticipantId>();
+
+function parseParticipant(raw: string | number): ParticipantId {
   const text = String(raw).trim();
   const jid = splitJid(text);
   if (jid) {

@@ -41,6 +41,8 @@ import {
 /** The function's name, and the last path segment of its URL. */
 export const FUNCTION_NAME = "whatsapp-membership-webhook";
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
 /** A request handler, as `Deno.serve` and `export default { fetch }` take it. */
 export type FetchHandler = (request: Request) => Promise<Response>;
 
@@ -68,14 +70,16 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
     }
     if (request.method !== "POST") throw new MethodNotAllowedError(request.method);
     const receivedAt = now();
-    const forcedFormat = new URL(request.url).searchParams.get("format");
+    const forcedFormat = request.url.includes("?")
+      ? new URL(request.url).searchParams.get("format")
+      : null;
     const body = await readBodyLimited(request, MAX_BODY_BYTES);
     const scheme: AuthScheme = deps.authenticator
       ? await deps.authenticator.verify(request.headers, body)
       : "unsigned";
     let json: unknown;
     try {
-      json = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+      json = JSON.parse(utf8.decode(body));
     } catch (error) {
       throw new MalformedJsonError(error);
     }
@@ -126,7 +130,9 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
         outcome: r.outcome,
       })),
     };
-    deps.logger.info("delivery processed", {
+    // Copies are the normal case and are only logged at debug level; changes and misses at info.
+    const log = body200.duplicate ? deps.logger.debug : deps.logger.info;
+    log("delivery processed", {
       format: delivery.format,
       auth: scheme,
       events: results.length,
