@@ -25,8 +25,12 @@ fi
 export PATH="$ROOT/tools/node_modules/.bin:$PATH"
 
 missing=()
-if [[ -z "${PG_BIN:-}" ]] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
-  && ! command -v pg_config >/dev/null 2>&1; then
+pg_server_found() {
+  [[ -n "${PG_BIN:-}" && -x "${PG_BIN}/postgres" ]] && return 0
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && return 0
+  command -v pg_config >/dev/null 2>&1 && [[ -x "$(pg_config --bindir)/postgres" ]]
+}
+if ! pg_server_found; then
   missing+=(postgresql)
 fi
 if [[ "$need_redis" == 1 ]] && ! command -v redis-server >/dev/null 2>&1; then

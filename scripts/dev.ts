@@ -17,7 +17,10 @@ import { serveFunctions } from "./serve_functions.ts";
 export const DEV_WEBHOOK_SECRET = "local-dev-webhook-secret";
 
 const root = new URL("../", import.meta.url).pathname;
-const stateDir = Deno.env.get("LOCAL_STATE_DIR") ?? `${root}.local`;
+// As root, PostgreSQL runs as an unprivileged user that may not reach into the clone (e.g. under
+// /root): keep its data where any user can traverse.
+const stateDir = Deno.env.get("LOCAL_STATE_DIR") ??
+  (Deno.uid() === 0 ? "/var/tmp/whatsapp-webhook-dedup" : `${root}.local`);
 const cleanups: (() => Promise<void>)[] = [];
 
 async function main() {

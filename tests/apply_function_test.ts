@@ -78,6 +78,61 @@ Deno.test("apply: a change in the same second is not stale, whatever the clocks'
   }
 });
 
+Deno.test("apply: copies that arrive after a newer change are recognised (copy window)", async () => {
+  const sql = sqlClient();
+  const feed = await RealtimeChangeFeed.open(sql);
+  const group = uniqueGroup();
+  try {
+    await withRepo(async (repo) => {
+      // Session 1's join and leave, then session 2's copies stamped by its own, later clock.
+      assert.deepEqual(await outcomes(repo, [ev(group, "join", T + 100)]), ["applied"]);
+      assert.deepEqual(await outcomes(repo, [ev(group, "leave", T + 600)]), ["applied"]);
+      assert.deepEqual(await outcomes(repo, [ev(group, "join", T + 700)]), ["unchanged"]);
+      assert.deepEqual(await outcomes(repo, [ev(group, "leave", T + 1200)]), ["unchanged"]);
+      // A real rejoin, later than the copy window: applied.
+      assert.deepEqual(await outcomes(repo, [ev(group, "join", T + 2500)]), ["applied"]);
+    });
+    assert.deepEqual((await feed.changes(group)).map((c) => c.op), ["INSERT", "UPDATE", "UPDATE"]);
+  } finally {
+    await feed.close();
+    await sql.end();
+  }
+});
+
+Deno.test("apply: promote/demote change a member's role, never bring back someone who left", async () => {
+  const sql = sqlClient();
+  const group = uniqueGroup();
+  try {
+    await withRepo(async (repo) => {
+      assert.deepEqual(await outcomes(repo, [ev(group, "join", T)]), ["applied"]);
+      assert.deepEqual(
+        await outcomes(repo, [{ ...ev(group, "join", T + 2000), action: "promote" }]),
+        [
+          "applied",
+        ],
+      );
+      assert.deepEqual(await outcomes(repo, [ev(group, "leave", T + 4000)]), ["applied"]);
+      assert.deepEqual(
+        await outcomes(repo, [{ ...ev(group, "join", T + 4000), action: "demote" }]),
+        [
+          "unchanged",
+        ],
+      );
+      assert.deepEqual(
+        await outcomes(repo, [{ ...ev(group, "join", T + 6000), action: "promote" }]),
+        [
+          "unchanged",
+        ],
+      );
+    });
+    const [row] = await sql`select status, role from public.whatsapp_group_members
+      where group_jid = ${group}`;
+    assert.deepEqual([row.status, row.role], ["left", "member"]);
+  } finally {
+    await sql.end();
+  }
+});
+
 Deno.test("apply: several events in one call come back in order, one outcome each", async () => {
   const sql = sqlClient();
   const group = uniqueGroup();

@@ -162,11 +162,12 @@ Deno.test("gateways: each format, two sessions, two instances, signatures", asyn
       const ts = Date.now() - 10_000;
       await post(A, sessions.generic("s1", group, "join", [dave], ts), "generic");
       for (
-        const [action, offset] of [["promote", 1000], ["demote", 2000], ["promote", 3000]] as const
+        const [action, offset] of [["promote", 1500], ["demote", 3000], ["promote", 4500]] as const
       ) {
+        // Two sessions of different gateways, each with its own clock; 1.5 s between changes.
         const results = await Promise.all([
-          post(A, sessions.baileys("s1", group, action, [dave]), "standard"),
-          post(B, sessions.waha("s2", group, action, [dave], ts + offset), "waha"),
+          post(A, sessions.wwebjs("s1", group, action, [dave], ts + offset), "generic"),
+          post(B, sessions.waha("s2", group, action, [dave], ts + offset + 40), "waha"),
         ]);
         assert.ok(results.every((r) => r.status === 200));
       }
@@ -174,7 +175,45 @@ Deno.test("gateways: each format, two sessions, two instances, signatures", asyn
         where group_jid = ${group}`;
       assert.deepEqual([row.status, row.role], ["member", "admin"]);
       assert.equal((await feed.changes(group)).length, 4);
+      // A demote after the person left changes nothing: they stay left.
+      await post(A, sessions.generic("s1", group, "leave", [dave], ts + 6000), "generic");
+      const demote = await post(B, sessions.waha("s2", group, "demote", [dave], ts + 6000), "waha");
+      assert.equal(demote.body.results[0].outcome, "unchanged");
+      const [after] = await sql`select status, role from public.whatsapp_group_members
+        where group_jid = ${group}`;
+      assert.deepEqual([after.status, after.role], ["left", "member"]);
+      assert.equal((await feed.changes(group)).length, 5);
     });
+
+    await t.step(
+      "a LID row and a phone row of one person merge when the pair is learned",
+      async () => {
+        const group = uniqueGroup();
+        const erin: Person = { digits: "16505551234", lid: "55554444333322" };
+        const ts = Date.now() - 5000;
+        await post(
+          A,
+          { id: group, author: null, participants: [`${erin.lid}@lid`], action: "add" },
+          "standard",
+        );
+        await post(
+          B,
+          sessions.generic("s2", group, "join", [{ digits: erin.digits }], ts),
+          "generic",
+        );
+        assert.equal((await groupRows(sql, group)).length, 2, "two rows while the pair is unknown");
+        const paired = await post(A, sessions.waha("s3", group, "join", [erin], ts + 100), "waha");
+        assert.equal(paired.status, 200);
+        assert.deepEqual((await groupRows(sql, group)).map((r) => [r.phone, r.status]), [
+          ["+16505551234", "member"],
+        ]);
+        assert.deepEqual((await feed.changes(group)).map((c) => c.op), [
+          "INSERT",
+          "INSERT",
+          "DELETE",
+        ]);
+      },
+    );
   } finally {
     await feed.close();
     await sql.end();

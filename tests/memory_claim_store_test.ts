@@ -74,16 +74,6 @@ Deno.test("memory tier: a later event with the same key is not taken for a copy"
   assert.equal(store.claimOne("join|g|p|1", 12_000), true);
 });
 
-Deno.test("memory tier: claiming frees the opposite action's claim", () => {
-  const c = clock();
-  const store = new MemoryClaimStore({ maxKeys: 10, ttlMs: 60_000, now: c.now });
-  store.claimOne("join", 0, ["leave"]);
-  store.claimOne("leave", 0, ["join"]);
-  assert.equal(store.has("join"), false);
-  assert.equal(store.claimOne("join", 0, ["leave"]), true);
-  assert.equal(store.has("leave"), false);
-});
-
 Deno.test("memory tier: release lets the next delivery claim again", async () => {
   const store = new MemoryClaimStore({ maxKeys: 10, ttlMs: 60_000 });
   assert.deepEqual(await store.claim([{ key: "a", at: 0 }, { key: "a", at: 0 }]), [

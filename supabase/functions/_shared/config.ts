@@ -29,13 +29,18 @@ const EnvSchema = z
     ),
     WAHA_HMAC_KEY: optionalText,
     META_APP_SECRET: optionalText,
-    STANDARD_WEBHOOKS_SECRET: optionalText,
+    STANDARD_WEBHOOKS_SECRET: optionalText.pipe(
+      z.string().regex(
+        /^(whsec_)?[A-Za-z0-9+/]{16,}={0,2}$/,
+        "STANDARD_WEBHOOKS_SECRET must be whsec_ followed by base64",
+      ).optional(),
+    ),
     EVOLUTION_JWT_KEY: optionalText,
     ALLOW_UNSIGNED_WEBHOOKS: flag,
     DEDUP_WINDOW_MS: positiveInt(5_000, 24 * 60 * 60 * 1000),
     DEDUP_CLAIM_TTL_MS: positiveInt(10 * 60 * 1000, 7 * 24 * 60 * 60 * 1000),
     DEDUP_MEMORY_MAX_KEYS: positiveInt(10_000, 10_000_000),
-    DEDUP_MEMORY_BURST_MS: positiveInt(1_000, 60_000),
+    DEDUP_COPY_WINDOW_MS: positiveInt(1_000, 60_000),
     DEDUP_KEY_PREFIX: z.string().min(1).max(64).default("wa-dedup"),
     UPSTASH_REDIS_REST_URL: optionalText.pipe(z.url().optional()),
     UPSTASH_REDIS_REST_TOKEN: optionalText,
@@ -97,8 +102,8 @@ export interface WebhookConfig {
     claimTtlMs: number;
     /** Upper bound of the per-instance in-memory tier. */
     memoryMaxKeys: number;
-    /** Event times closer than this are copies of one event for the in-memory tier. */
-    memoryBurstMs: number;
+    /** Two deliveries of one action whose event times are closer than this are copies. */
+    copyWindowMs: number;
     /** Prefix of every Redis key this project writes. */
     keyPrefix: string;
   };
@@ -154,7 +159,7 @@ export function parseConfig(env: Record<string, string | undefined>): WebhookCon
       windowMs: e.DEDUP_WINDOW_MS,
       claimTtlMs: e.DEDUP_CLAIM_TTL_MS,
       memoryMaxKeys: e.DEDUP_MEMORY_MAX_KEYS,
-      memoryBurstMs: e.DEDUP_MEMORY_BURST_MS,
+      copyWindowMs: e.DEDUP_COPY_WINDOW_MS,
       keyPrefix: e.DEDUP_KEY_PREFIX,
     },
     redis: e.UPSTASH_REDIS_REST_URL && e.UPSTASH_REDIS_REST_TOKEN

@@ -4,7 +4,7 @@
  * Per-delivery fields (session, instance, delivery id) never enter a key, so every delivery of
  * one real event maps to the same key.
  */
-import { MEMBERSHIP_ACTIONS, type MembershipEvent } from "./membership_event.ts";
+import type { MembershipEvent } from "./membership_event.ts";
 
 /** The time bucket of an instant for a window width. */
 export function timeBucket(at: number, windowMs: number): number {
@@ -17,18 +17,4 @@ export function dedupKey(
   windowMs: number,
 ): string {
   return `${event.action}|${event.groupJid}|${event.participant}|${timeBucket(event.at, windowMs)}`;
-}
-
-/**
- * The keys of every other action of the same participant in the same bucket. Claiming an event
- * frees them: after a real leave the next join is not a copy of the one before it, so a
- * join → leave → join inside one window is applied three times (and likewise promote/demote).
- */
-export function opposingKeys(
-  event: Pick<MembershipEvent, "action" | "groupJid" | "participant" | "at">,
-  windowMs: number,
-): string[] {
-  return MEMBERSHIP_ACTIONS.filter((action) => action !== event.action).map((action) =>
-    dedupKey({ ...event, action }, windowMs)
-  );
 }

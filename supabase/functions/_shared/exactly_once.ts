@@ -3,18 +3,20 @@
  *
  * 1. Copies of one event inside the webhook, then in the per-instance memory tier, are duplicates.
  * 2. The shared tier (Upstash Redis) is asked next, in one round trip for the whole webhook. Only a
- *    claim confirmed after a successful apply counts as "duplicate"; a claim still in flight (or
- *    left by an instance that died) sends the event on to the database. Errors and timeouts are
- *    never read as "duplicate": the webhook goes on to the database (fail-open), and the tier is
- *    skipped for a cool-down while it is degraded.
- * 3. The database applies the remaining events in one round trip, writing only real changes.
+ *    claim confirmed after the database had the event, for an event time within the copy window,
+ *    counts as "duplicate"; anything else (a claim in flight, one left by an instance that died)
+ *    sends the event on to the database. Errors and timeouts are never read as "duplicate": the
+ *    webhook goes on to the database (fail-open), and the tier is skipped for a cool-down while it
+ *    is degraded.
+ * 3. The database applies the remaining events in one round trip, writing only real changes; it
+ *    recognises copies itself too, whatever order they arrive in.
  * 4. When applying fails, every claim taken in steps 1–2 is released, so the sender's retry is
  *    processed, and {@link DatabaseUnavailableError} reaches the caller. When it works, the shared
  *    claims are confirmed.
  */
 import type { ClaimStore } from "./claims/claim_store.ts";
 import type { MemoryClaimStore } from "./claims/memory_claim_store.ts";
-import { dedupKey, opposingKeys } from "./dedup_key.ts";
+import { dedupKey } from "./dedup_key.ts";
 import type { MembershipRepository } from "./db/membership_repository.ts";
 import type { Logger } from "./log.ts";
 import type { EventOutcome, MembershipEvent } from "./membership_event.ts";
@@ -84,7 +86,7 @@ export class ExactlyOnceProcessor {
         continue;
       }
       seen.add(keys[i]);
-      if (memory.claimOne(keys[i], events[i].at, opposingKeys(events[i], windowMs))) {
+      if (memory.claimOne(keys[i], events[i].at)) {
         pending.push(i);
       } else {
         results[i] = { event: events[i], outcome: "duplicate", decidedBy: "memory" };
@@ -93,26 +95,24 @@ export class ExactlyOnceProcessor {
 
     // 2. The shared tier, one round trip for the whole webhook; fail-open on any error.
     const sharedClaims: string[] = [];
+    const sharedAsked: number[] = [];
     if (pending.length > 0 && shared && this.#now() >= this.#skipUntil) {
       try {
-        const claims = await shared.claim(pending.map((i) => ({
-          key: keys[i],
-          at: events[i].at,
-          frees: opposingKeys(events[i], windowMs),
-        })));
+        const claims = await shared.claim(pending.map((i) => ({ key: keys[i], at: events[i].at })));
         this.#sharedSucceeded();
         const next: number[] = [];
         pending.forEach((i, n) => {
           if (claims[n] === "held") {
-            // Confirmed elsewhere: the database has it. Not remembered here, so that the memory
-            // tier only ever holds what this instance handled itself.
+            // A copy of an event the database has. Not remembered here, so that the memory tier
+            // only ever holds what this instance handled itself.
             memory.releaseSync([keys[i]]);
             results[i] = { event: events[i], outcome: "duplicate", decidedBy: "redis" };
             return;
           }
-          // "claimed": ours to apply. "in-flight": claimed elsewhere and not confirmed, maybe by an
-          // instance that died; the database decides, so the event can never be lost.
+          // "claimed": ours to apply. "in-flight": claimed elsewhere and not confirmed (maybe by an
+          // instance that died), or confirmed for another event: the database decides.
           if (claims[n] === "claimed") sharedClaims.push(keys[i]);
+          sharedAsked.push(i);
           next.push(i);
         });
         pending = next;
@@ -138,31 +138,9 @@ export class ExactlyOnceProcessor {
         await this.#releaseShared(sharedClaims);
         throw error;
       }
-      shared?.confirm(sharedClaims);
-      await this.#freeResolvedIdentities(results as EventResult[]);
+      shared?.confirm(sharedAsked.map((i) => ({ key: keys[i], at: events[i].at })));
     }
     return results as EventResult[];
-  }
-
-  /**
-   * A LID-only event is keyed by its LID, but the database may resolve it to a known phone. When
-   * such an event changed the state, the other actions' claims under the phone are freed too,
-   * so that the next real change of that person is not taken for a copy. This extra round trip
-   * happens only for applied events whose identity the database resolved.
-   */
-  async #freeResolvedIdentities(results: EventResult[]): Promise<void> {
-    const { memory, shared, windowMs } = this.#o;
-    const keys: string[] = [];
-    for (const result of results) {
-      if (result.outcome !== "applied" || !result.participant) continue;
-      if (result.participant === result.event.participant) continue;
-      keys.push(...opposingKeys({ ...result.event, participant: result.participant }, windowMs));
-    }
-    if (keys.length === 0) return;
-    memory.releaseSync(keys);
-    if (shared && this.#now() >= this.#skipUntil) {
-      await shared.release(keys).catch((error) => this.#sharedFailed(error));
-    }
   }
 
   /** Sends queued confirmations (for shutdown and tests). */

@@ -209,11 +209,13 @@ export function createRepository(config: WebhookConfig): MembershipRepository {
       url: db.url,
       poolMax: db.poolMax,
       timeoutMs: db.timeoutMs,
+      copyWindowMs: config.dedup.copyWindowMs,
     })
     : new SupabaseRpcMembershipRepository({
       url: db.url,
       serviceRoleKey: db.serviceRoleKey,
       timeoutMs: db.timeoutMs,
+      copyWindowMs: config.dedup.copyWindowMs,
     });
 }
 
@@ -232,7 +234,7 @@ export function createMembershipWebhookFromConfig(
   const memory = new MemoryClaimStore({
     maxKeys: config.dedup.memoryMaxKeys,
     ttlMs: config.dedup.claimTtlMs,
-    burstMs: config.dedup.memoryBurstMs,
+    burstMs: config.dedup.copyWindowMs,
   });
   const shared = config.redis
     ? new UpstashClaimStore({
@@ -241,6 +243,7 @@ export function createMembershipWebhookFromConfig(
       ttlMs: config.dedup.claimTtlMs,
       timeoutMs: config.redis.timeoutMs,
       keyPrefix: config.dedup.keyPrefix,
+      copyWindowMs: config.dedup.copyWindowMs,
     })
     : undefined;
   const repository = createRepository(config);

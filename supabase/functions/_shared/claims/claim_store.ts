@@ -5,21 +5,22 @@
  * must throw {@link ClaimStoreUnavailableError}, never answer "held".
  */
 
-/** One key to claim, and the keys that a claim frees. */
+/** One key to claim, with the delivery's event time. */
 export interface ClaimRequest {
   /** The composite dedup key. */
   key: string;
   /** Event time of the delivery, in epoch milliseconds. */
   at: number;
-  /** Keys to delete along with the claim (the other actions in the same bucket). */
-  frees?: readonly string[];
 }
 
 /**
  * - `claimed`: the caller now owns the key and applies the event;
- * - `held`: the event is already in the database (a copy): answer "duplicate";
- * - `in-flight`: another delivery claimed it and has not confirmed yet. It may still be working,
- *   or its instance may have died: the caller lets the database decide, which is exactly-once.
+ * - `held`: a copy of an event already applied (same key, event times within the copy window):
+ *   answer "duplicate";
+ * - `in-flight`: the key is held but that says nothing for sure: another delivery claimed it and
+ *   has not confirmed (still working, or its instance died), or it was confirmed for an event
+ *   further away in time (a real rejoin in the same bucket). The caller lets the database decide,
+ *   which applies each change exactly once.
  */
 export type ClaimResult = "claimed" | "held" | "in-flight";
 
@@ -29,8 +30,11 @@ export interface ClaimStore {
   readonly name: string;
   /** Claims each key atomically (set-if-absent with expiry); one result per request, in order. */
   claim(requests: readonly ClaimRequest[]): Promise<ClaimResult[]>;
-  /** Marks this caller's claims as applied, so that later copies are answered without the database. */
-  confirm(keys: readonly string[]): void;
+  /**
+   * Records that the database has these events (applied, or already there), so that later copies
+   * are answered without the database. Only keys this store answered `claimed` or `in-flight` for.
+   */
+  confirm(claims: readonly ClaimRequest[]): void;
   /** Deletes claims, so that a retry of failed work is processed. */
   release(keys: readonly string[]): Promise<void>;
   /** Sends whatever is still queued (confirmations) and stops timers. */

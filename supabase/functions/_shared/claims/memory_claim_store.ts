@@ -19,7 +19,7 @@ export interface MemoryClaimStoreOptions {
   maxKeys: number;
   /** How long a claim lasts, in milliseconds. */
   ttlMs: number;
-  /** Event times closer than this are copies of one event; defaults to 1000 ms. */
+  /** Event times closer than this are copies of one event (the copy window); default 1000 ms. */
   burstMs?: number;
   /** Clock, for tests. */
   now?: () => number;
@@ -60,14 +60,13 @@ export class MemoryClaimStore implements ClaimStore {
   }
 
   /** Claims one key synchronously; true when newly claimed, false when a copy holds it. */
-  claimOne(key: string, at: number, frees?: readonly string[]): boolean {
+  claimOne(key: string, at: number): boolean {
     const now = this.#now();
     this.#dropExpired(now);
     const held = this.#claims.get(key);
     if (held !== undefined && held.expiresAt > now && Math.abs(held.at - at) < this.#burstMs) {
       return false;
     }
-    if (frees) { for (const other of frees) this.#claims.delete(other); }
     const seq = ++this.#seq;
     const expiresAt = now + this.#ttlMs;
     this.#claims.set(key, { expiresAt, at, seq });
@@ -87,12 +86,12 @@ export class MemoryClaimStore implements ClaimStore {
 
   claim(requests: readonly ClaimRequest[]): Promise<ClaimResult[]> {
     return Promise.resolve(
-      requests.map((r) => this.claimOne(r.key, r.at, r.frees) ? "claimed" : "held"),
+      requests.map((r) => this.claimOne(r.key, r.at) ? "claimed" : "held"),
     );
   }
 
   /** Memory claims need no confirmation: a copy in flight on this instance is a copy. */
-  confirm(_keys: readonly string[]): void {}
+  confirm(_claims: readonly ClaimRequest[]): void {}
 
   /** Releases claims synchronously. */
   releaseSync(keys: readonly string[]): void {

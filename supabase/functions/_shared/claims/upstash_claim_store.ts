@@ -2,16 +2,18 @@
  * The shared tier: claims in Upstash Redis, so that other instances and cold starts see them.
  *
  * A claim is `SET key <token> NX PX ttl GET`: it takes the key with this delivery's own token, or
- * returns what holds it. After the database applied the event, the claim is confirmed: its value
- * becomes `d` (only if it still holds our token). So a later copy that finds
+ * returns what holds it. Once the database has the event, the claim is confirmed: its value
+ * becomes `d:<event time>` (only if it still holds what this instance saw). A later delivery that
+ * finds
  *
- * - `d` is a duplicate, answered without the database;
- * - a token is in flight, or its instance died before confirming: it goes on to the database,
- *   which applies each change exactly once. A claim is therefore never a reason to drop an event.
+ * - `d:<t>` with its own event time within the copy window of t is a copy: answered "duplicate";
+ * - anything else (a token still in flight, left by an instance that died, or a confirmation for
+ *   an event further away in time) goes on to the database, which applies each change exactly
+ *   once. A claim is therefore never a reason to drop an event.
  *
- * All claims of one webhook go in one pipeline (one round trip). Confirmations are queued and
- * ride along with the next webhook's pipeline, or go alone after {@link CONFIRM_DELAY_MS} when the
- * instance is idle; a lost confirmation only costs a later copy a database round trip.
+ * All claims of one webhook go in one pipeline (one round trip per webhook). Confirmations are
+ * queued and ride along with this instance's next pipeline: no extra round trip. Until then, and
+ * if the instance stops first, copies on other instances ask the database, which is safe.
  */
 import { Redis } from "@upstash/redis";
 import {
@@ -21,17 +23,16 @@ import {
   ClaimStoreUnavailableError,
 } from "./claim_store.ts";
 
-/** How long a confirmation may wait for the next pipeline before it is sent alone. */
-export const CONFIRM_DELAY_MS = 25;
-
-/** Sets each key to `d` when it still holds the given token (compare-and-set). */
+/** Sets KEYS[i] to ARGV[2i] when it still holds ARGV[2i-1] (compare-and-set), keeping its TTL. */
 const CONFIRM_SCRIPT = `for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[i] then redis.call('SET', key, 'd', 'KEEPTTL') end
+  if redis.call('GET', key) == ARGV[2 * i - 1] then
+    redis.call('SET', key, ARGV[2 * i], 'KEEPTTL')
+  end
 end
 return #KEYS`;
 
-/** Value of a confirmed claim. */
-const DONE = "d";
+/** Most confirmations kept waiting for the next pipeline; older ones are dropped (harmless). */
+const MAX_QUEUED = 10_000;
 
 /** Options of {@link UpstashClaimStore}. */
 export interface UpstashClaimStoreOptions {
@@ -45,12 +46,9 @@ export interface UpstashClaimStoreOptions {
   timeoutMs: number;
   /** Prefix of every key. */
   keyPrefix: string;
+  /** Event times closer than this are copies of one event; default 1000 ms. */
+  copyWindowMs?: number;
 }
-
-/** Supabase's Edge Runtime global: `waitUntil` keeps the worker alive for background work. */
-const edgeRuntime = (globalThis as {
-  EdgeRuntime?: { waitUntil?: (promise: Promise<unknown>) => void };
-}).EdgeRuntime;
 
 /** Claims in Upstash Redis through `@upstash/redis`. */
 export class UpstashClaimStore implements ClaimStore {
@@ -58,18 +56,18 @@ export class UpstashClaimStore implements ClaimStore {
   readonly #redis: Redis;
   readonly #ttlMs: number;
   readonly #prefix: string;
+  readonly #copyWindowMs: number;
   readonly #instance = crypto.randomUUID().slice(0, 8);
   #counter = 0;
-  /** Our token of each key claimed and not yet confirmed or released. */
-  readonly #tokens = new Map<string, string>();
-  /** Confirmations waiting for the next pipeline: key → token. */
-  #queued = new Map<string, string>();
-  #timer?: ReturnType<typeof setTimeout>;
-  #flushing?: Promise<void>;
+  /** What each key held when this instance last claimed or passed it: the value to replace. */
+  readonly #seen = new Map<string, string>();
+  /** Confirmations waiting for the next pipeline: key → [expected value, new value]. */
+  #queued = new Map<string, [string, string]>();
 
   constructor(options: UpstashClaimStoreOptions) {
     this.#ttlMs = options.ttlMs;
     this.#prefix = `${options.keyPrefix}:`;
+    this.#copyWindowMs = options.copyWindowMs ?? 1000;
     this.#redis = new Redis({
       url: options.url,
       token: options.token,
@@ -85,14 +83,14 @@ export class UpstashClaimStore implements ClaimStore {
   async claim(requests: readonly ClaimRequest[]): Promise<ClaimResult[]> {
     if (requests.length === 0) return [];
     const pipeline = this.#redis.pipeline();
-    const confirmations = this.#takeQueued();
+    const confirmations = this.#queued;
+    this.#queued = new Map();
     if (confirmations.size > 0) this.#addConfirm(pipeline, confirmations);
     const tokens: string[] = [];
     for (const request of requests) {
       const token = `p:${this.#instance}:${++this.#counter}`;
       tokens.push(token);
       pipeline.set(this.#prefix + request.key, token, { nx: true, px: this.#ttlMs, get: true });
-      if (request.frees?.length) pipeline.del(...request.frees.map((key) => this.#prefix + key));
     }
     let replies: { error?: string; result?: unknown }[];
     try {
@@ -100,89 +98,71 @@ export class UpstashClaimStore implements ClaimStore {
     } catch (error) {
       throw new ClaimStoreUnavailableError(this.name, { cause: withoutCommand(error) });
     }
-    const results: ClaimResult[] = [];
-    let i = confirmations.size > 0 ? 1 : 0;
-    requests.forEach((request, n) => {
-      const reply = replies[i];
-      i += request.frees?.length ? 2 : 1;
+    const offset = confirmations.size > 0 ? 1 : 0;
+    if (this.#seen.size >= MAX_QUEUED) this.#seen.clear(); // a guard: every key is confirmed or released
+    return requests.map((request, n) => {
+      const reply = replies[offset + n];
       if (!reply || reply.error) {
         throw new ClaimStoreUnavailableError(this.name, {
           cause: new Error(reply?.error ?? "missing reply"),
         });
       }
       if (reply.result === null) {
-        // Every claim is confirmed or released right after; the bound only guards against leaks.
-        if (this.#tokens.size >= 100_000) this.#tokens.clear();
-        this.#tokens.set(request.key, tokens[n]);
-        results.push("claimed");
-      } else if (reply.result === DONE) {
-        results.push("held");
-      } else {
-        results.push("in-flight");
+        this.#seen.set(request.key, tokens[n]);
+        return "claimed";
       }
+      const held = String(reply.result);
+      if (held.startsWith("d:")) {
+        const at = Number(held.slice(2));
+        if (Math.abs(at - request.at) < this.#copyWindowMs) return "held";
+      }
+      this.#seen.set(request.key, held);
+      return "in-flight";
     });
-    return results;
   }
 
-  confirm(keys: readonly string[]): void {
-    for (const key of keys) {
-      const token = this.#tokens.get(key);
-      if (token === undefined) continue;
-      this.#tokens.delete(key);
-      this.#queued.set(key, token);
-    }
-    if (this.#queued.size > 0 && this.#timer === undefined) {
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        const flush = this.#flush();
-        edgeRuntime?.waitUntil?.(flush);
-      }, CONFIRM_DELAY_MS);
+  confirm(claims: readonly ClaimRequest[]): void {
+    for (const { key, at } of claims) {
+      const expected = this.#seen.get(key);
+      if (expected === undefined) continue;
+      this.#seen.delete(key);
+      if (this.#queued.size >= MAX_QUEUED) this.#queued.clear();
+      this.#queued.set(key, [expected, `d:${at}`]);
     }
   }
 
   async release(keys: readonly string[]): Promise<void> {
-    if (keys.length === 0) return;
-    for (const key of keys) {
-      this.#tokens.delete(key);
-      this.#queued.delete(key);
-    }
+    const owned = keys.filter((key) => this.#seen.get(key)?.startsWith(`p:${this.#instance}:`));
+    for (const key of keys) this.#seen.delete(key);
+    if (owned.length === 0) return;
     try {
-      await this.#redis.del(...keys.map((key) => this.#prefix + key));
+      await this.#redis.del(...owned.map((key) => this.#prefix + key));
     } catch (error) {
       throw new ClaimStoreUnavailableError(this.name, { cause: withoutCommand(error) });
     }
   }
 
+  /** Sends queued confirmations now (shutdown, tests). */
   async close(): Promise<void> {
-    await this.#flush();
-    await this.#flushing;
-  }
-
-  #takeQueued(): Map<string, string> {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    const queued = this.#queued;
+    const confirmations = this.#queued;
     this.#queued = new Map();
-    return queued;
-  }
-
-  #addConfirm(pipeline: ReturnType<Redis["pipeline"]>, confirmations: Map<string, string>): void {
-    pipeline.eval(
-      CONFIRM_SCRIPT,
-      [...confirmations.keys()].map((key) => this.#prefix + key),
-      [...confirmations.values()],
-    );
-  }
-
-  async #flush(): Promise<void> {
-    const confirmations = this.#takeQueued();
     if (confirmations.size === 0) return;
     const pipeline = this.#redis.pipeline();
     this.#addConfirm(pipeline, confirmations);
-    this.#flushing = pipeline.exec().then(() => {}, () => {
+    await pipeline.exec().catch(() => {
       // A lost confirmation is harmless: later copies of these events ask the database.
     });
-    await this.#flushing;
+  }
+
+  #addConfirm(
+    pipeline: ReturnType<Redis["pipeline"]>,
+    confirmations: Map<string, [string, string]>,
+  ): void {
+    pipeline.eval(
+      CONFIRM_SCRIPT,
+      [...confirmations.keys()].map((key) => this.#prefix + key),
+      [...confirmations.values()].flat(),
+    );
   }
 }
 

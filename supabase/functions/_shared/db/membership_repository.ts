@@ -36,6 +36,9 @@ export interface ApplyResultRow {
   phone: string;
 }
 
+/** Default copy window of the SQL function, in milliseconds. */
+export const DEFAULT_COPY_WINDOW_MS = 1000;
+
 /** Applies membership events to the database. */
 export interface MembershipRepository {
   /** Short name used in logs and the health response. */

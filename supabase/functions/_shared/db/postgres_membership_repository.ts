@@ -7,6 +7,7 @@ import {
   type AppliedEvent,
   type ApplyResultRow,
   DatabaseUnavailableError,
+  DEFAULT_COPY_WINDOW_MS,
   type MembershipRepository,
   outcomesFromRows,
   toApplyRows,
@@ -20,6 +21,8 @@ export interface PostgresRepositoryOptions {
   poolMax: number;
   /** Bound on connecting and on one apply call, in milliseconds. */
   timeoutMs: number;
+  /** Same-action events closer than this are copies (the SQL function's `copy_window_ms`). */
+  copyWindowMs?: number;
 }
 
 /** Applies events with one `select … from apply_whatsapp_membership_events($1)` per webhook. */
@@ -27,9 +30,11 @@ export class PostgresMembershipRepository implements MembershipRepository {
   readonly name = "postgres";
   readonly #sql: postgres.Sql;
   readonly #timeoutMs: number;
+  readonly #copyWindowMs: number;
 
   constructor(options: PostgresRepositoryOptions) {
     this.#timeoutMs = options.timeoutMs;
+    this.#copyWindowMs = options.copyWindowMs ?? DEFAULT_COPY_WINDOW_MS;
     this.#sql = postgres(options.url, {
       max: options.poolMax,
       // Prepared statements do not survive a transaction-mode pooler (Supavisor on port 6543).
@@ -57,9 +62,9 @@ export class PostgresMembershipRepository implements MembershipRepository {
     });
     try {
       const query = this.#sql<ApplyResultRow[]>`
-        select idx, outcome, phone from public.apply_whatsapp_membership_events(${
-        this.#sql.json(rows as unknown as postgres.JSONValue)
-      })`;
+        select idx, outcome, phone from public.apply_whatsapp_membership_events(
+          ${this.#sql.json(rows as unknown as postgres.JSONValue)}, ${this.#copyWindowMs}
+        )`;
       const result = await Promise.race([query, timeout]);
       return outcomesFromRows(result, events.length);
     } catch (error) {

@@ -8,6 +8,7 @@ import {
   type AppliedEvent,
   APPLY_FUNCTION,
   DatabaseUnavailableError,
+  DEFAULT_COPY_WINDOW_MS,
   type MembershipRepository,
   outcomesFromRows,
   toApplyRows,
@@ -21,6 +22,8 @@ export interface SupabaseRpcRepositoryOptions {
   serviceRoleKey: string;
   /** Bound on one apply call, in milliseconds. */
   timeoutMs: number;
+  /** Same-action events closer than this are copies (the SQL function's `copy_window_ms`). */
+  copyWindowMs?: number;
 }
 
 /** Applies events with one `POST /rest/v1/rpc/apply_whatsapp_membership_events` per webhook. */
@@ -28,9 +31,11 @@ export class SupabaseRpcMembershipRepository implements MembershipRepository {
   readonly name = "supabase-rpc";
   readonly #client: SupabaseClient;
   readonly #timeoutMs: number;
+  readonly #copyWindowMs: number;
 
   constructor(options: SupabaseRpcRepositoryOptions) {
     this.#timeoutMs = options.timeoutMs;
+    this.#copyWindowMs = options.copyWindowMs ?? DEFAULT_COPY_WINDOW_MS;
     this.#client = createClient(options.url, options.serviceRoleKey, {
       auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     });
@@ -41,7 +46,7 @@ export class SupabaseRpcMembershipRepository implements MembershipRepository {
     let response;
     try {
       response = await this.#client
-        .rpc(APPLY_FUNCTION, { events: toApplyRows(events) })
+        .rpc(APPLY_FUNCTION, { events: toApplyRows(events), copy_window_ms: this.#copyWindowMs })
         .abortSignal(AbortSignal.timeout(this.#timeoutMs));
     } catch (error) {
       throw new DatabaseUnavailableError({ cause: error });

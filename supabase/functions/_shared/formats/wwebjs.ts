@@ -65,9 +65,11 @@ export function changesFromNotification(
       reason: `notification type "${notification.type}" is not handled`,
     };
   }
+  // A member leaving on their own may be named only as the author; for every other type the
+  // author is the admin who acted, never the participant.
   const people = notification.recipientIds.length > 0
     ? notification.recipientIds.map((id, i) => ({ id, path: `${prefix}recipientIds.${i}` }))
-    : notification.author
+    : notification.type === "leave" && notification.author
     ? [{ id: notification.author, path: `${prefix}author` }]
     : [];
   if (people.length === 0) {
