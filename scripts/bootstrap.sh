@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh machine, then runs the command given as arguments.
-#   - Deno and the Supabase CLI, pinned in tools/package.json, from the npm registry;
+#   - Deno and the Supabase CLI, pinned to exact versions in tools/package.json, from npm;
 #   - PostgreSQL server binaries and redis-server, from Debian's packages, when missing and
 #     when running as root (otherwise it says what to install).
 # Usage: scripts/bootstrap.sh [--need-redis] -- <command...>
@@ -19,8 +19,10 @@ done
 [[ "${1:-}" == "--" ]] && shift
 
 if [[ ! -x tools/node_modules/.bin/deno ]]; then
-  echo "bootstrap: installing Deno and the Supabase CLI (tools/package-lock.json)" >&2
-  npm ci --prefix tools --no-audit --no-fund --loglevel=error >&2
+  # Exact versions are pinned in tools/package.json. No lock file: npm writes only the current
+  # platform's binary package into one, and `npm ci` then refuses it on any machine.
+  echo "bootstrap: installing Deno and the Supabase CLI (tools/package.json)" >&2
+  npm install --prefix tools --no-audit --no-fund --loglevel=error >&2
 fi
 export PATH="$ROOT/tools/node_modules/.bin:$PATH"
 
