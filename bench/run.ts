@@ -222,7 +222,8 @@ async function runScenario(
   o: Required<Omit<BenchOptions, "log">>,
   log: (line: string) => void,
 ): Promise<StrategyRow> {
-  await env.sql`truncate public.whatsapp_group_members`;
+  await env
+    .sql`truncate public.whatsapp_group_members, public.whatsapp_member_clock, public.whatsapp_lid_phones`;
   await redisCommand(env, ["FLUSHALL"]);
   const instances = await startInstances(
     o.instances,
@@ -327,7 +328,8 @@ async function runScenario(
 
 /** Sends single deliveries one at a time and measures what each cost. */
 async function costProbe(env: Env): Promise<CostProbe[]> {
-  await env.sql`truncate public.whatsapp_group_members`;
+  await env
+    .sql`truncate public.whatsapp_group_members, public.whatsapp_member_clock, public.whatsapp_lid_phones`;
   const scenario: Scenario = { id: "probe", label: "probe", strategy: "ours", redis: true };
   const [a, b] = await startInstances(2, "ours", instanceEnv(env, scenario));
   const post = async (instance: Instance, payload: unknown) => {
@@ -445,7 +447,8 @@ async function httpLoad(
   const duration = o.quick ? 2 : 5;
   const connections = 50;
   const hasWrk = await ensureWrk(log);
-  await env.sql`truncate public.whatsapp_group_members`;
+  await env
+    .sql`truncate public.whatsapp_group_members, public.whatsapp_member_clock, public.whatsapp_lid_phones`;
   await redisCommand(env, ["FLUSHALL"]);
   const dupBody = JSON.stringify({
     event: "join",
@@ -524,7 +527,8 @@ async function httpLoad(
     );
     log(`  pgbench, ${clients} client(s): ${pgbench.at(-1)!.tps.toFixed(0)} tx/s`);
   }
-  await env.sql`truncate public.whatsapp_group_members`;
+  await env
+    .sql`truncate public.whatsapp_group_members, public.whatsapp_member_clock, public.whatsapp_lid_phones`;
   return {
     bare: bareFigure,
     duplicatePath,

@@ -99,9 +99,12 @@ Deno.test("apply: copies that arrive after a newer change are recognised (copy w
   }
 });
 
-Deno.test("apply: promote/demote change a member's role, never bring back someone who left", async () => {
+Deno.test("apply: promote/demote change a member's role; after a leave only a later one counts", async () => {
   const sql = sqlClient();
   const group = uniqueGroup();
+  const role = async () =>
+    (await sql`select status, role from public.whatsapp_group_members where group_jid = ${group}`)
+      .map((r) => [r.status, r.role])[0];
   try {
     await withRepo(async (repo) => {
       assert.deepEqual(await outcomes(repo, [ev(group, "join", T)]), ["applied"]);
@@ -111,24 +114,51 @@ Deno.test("apply: promote/demote change a member's role, never bring back someon
           "applied",
         ],
       );
+      assert.deepEqual(await role(), ["member", "admin"]);
       assert.deepEqual(await outcomes(repo, [ev(group, "leave", T + 4000)]), ["applied"]);
+      // A demote in the same second as the leave never brings the person back.
       assert.deepEqual(
         await outcomes(repo, [{ ...ev(group, "join", T + 4000), action: "demote" }]),
         [
           "unchanged",
         ],
       );
+      assert.deepEqual(await role(), ["left", "member"]);
+      // Re-added at T+7 and promoted at T+8, the promote arriving first: only members are
+      // promoted, so the person is a member again; the late join is then stale.
       assert.deepEqual(
-        await outcomes(repo, [{ ...ev(group, "join", T + 6000), action: "promote" }]),
+        await outcomes(repo, [{ ...ev(group, "join", T + 8000), action: "promote" }]),
         [
-          "unchanged",
+          "applied",
         ],
       );
+      assert.deepEqual(await outcomes(repo, [ev(group, "join", T + 7000)]), ["stale"]);
     });
-    const [row] = await sql`select status, role from public.whatsapp_group_members
-      where group_jid = ${group}`;
-    assert.deepEqual([row.status, row.role], ["left", "member"]);
+    assert.deepEqual(await role(), ["member", "admin"]);
   } finally {
+    await sql.end();
+  }
+});
+
+Deno.test("apply: a late leave after a newer rejoin that changed nothing is stale", async () => {
+  const sql = sqlClient();
+  const feed = await RealtimeChangeFeed.open(sql);
+  const group = uniqueGroup();
+  try {
+    await withRepo(async (repo) => {
+      assert.deepEqual(await outcomes(repo, [ev(group, "join", T)]), ["applied"]);
+      // The leave at T+2 s failed (database down); the rejoin at T+4 s finds the person a member.
+      assert.deepEqual(await outcomes(repo, [ev(group, "join", T + 4000)]), ["unchanged"]);
+      // The gateway's retry of the leave comes after it: older than what was seen, stale.
+      assert.deepEqual(await outcomes(repo, [ev(group, "leave", T + 2000)]), ["stale"]);
+    });
+    assert.equal((await groupRows(sql, group))[0].status, "member");
+    assert.deepEqual((await feed.changes(group)).map((c) => c.op), ["INSERT"]);
+    const [clock] = await sql`select count(*)::int as n from pg_publication_tables
+      where pubname = 'supabase_realtime' and tablename = 'whatsapp_member_clock'`;
+    assert.equal(clock.n, 0, "the clock table is not published to Realtime");
+  } finally {
+    await feed.close();
     await sql.end();
   }
 });

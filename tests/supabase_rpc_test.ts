@@ -35,10 +35,10 @@ Deno.test("supabase-js rpc: same SQL function, same outcomes", async () => {
     const join = { action: "join", groupJid: group, participant: "+919963064165", at: T } as const;
     assert.deepEqual(
       await repo.apply([{ ...join, atSource: "payload" }, { ...join, atSource: "payload" }]),
-      [{ outcome: "applied", participant: "+919963064165" }, {
-        outcome: "unchanged",
-        participant: "+919963064165",
-      }],
+      [
+        { outcome: "applied", participant: "+919963064165", referenceAt: T },
+        { outcome: "unchanged", participant: "+919963064165", referenceAt: T },
+      ],
     );
     assert.deepEqual(
       (await repo.apply([{ ...join, action: "leave", at: T + 1, atSource: "payload" }]))

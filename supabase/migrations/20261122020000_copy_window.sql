@@ -1,21 +1,61 @@
--- Copies recognised by the database itself, whatever order they arrive in.
+-- Copies and ordering decided by the database itself, whatever order deliveries arrive in.
 --
 -- Gateways without event timestamps (Evolution API, Baileys) and WAHA's NOWEB/GOWS engines stamp
--- each session's copy with its own clock, so a slow session's copy of a join can reach the
--- database after the leave that followed it, with a later time than that leave. The row therefore
--- remembers when each action was last applied (last_actions, epoch milliseconds per action); an
--- action within copy_window_ms of the last applied one of the same kind is a copy, not a change.
--- A real leave-and-rejoin takes a person longer than the window (default 1 s).
+-- each session's copy with its own clock, and gateways retry failed deliveries later. So:
 --
--- Also: promote/demote change the role of a current member only (a person who left stays left),
--- and a person found with both a LID row and a phone row (from before the pair was known) is
--- merged into the phone row as soon as the pair is known.
+-- * copies: an action within copy_window_ms of the last distinct event of the same action for the
+--   same person is a copy of it, not a change (a person takes longer than the window, 1 s by
+--   default, to leave and be added back);
+-- * ordering: an event from an earlier second than the newest distinct event seen for the person
+--   is stale, even when that newest event changed nothing (a rejoin that found the person still a
+--   member because their leave had not been applied yet);
+-- * roles: promote/demote change the role of a member; one from a later second than the person's
+--   leave shows they were added back.
+--
+-- What the database has seen of each person is kept in public.whatsapp_member_clock, a table that
+-- is not in the supabase_realtime publication: recording an event that changes nothing emits no
+-- Realtime event. A person found with both a LID row and a phone row (written before the pair was
+-- known) is merged into the phone row at their next event.
 
-alter table public.whatsapp_group_members
-  add column if not exists last_actions jsonb not null default '{}'::jsonb;
+create table if not exists public.whatsapp_member_clock (
+  group_jid text not null,
+  -- The member row's key: '+E.164' or 'lid:<digits>'.
+  person text not null,
+  -- Event time of the newest distinct (non-copy) event seen for the person, applied or not.
+  last_seen_at timestamptz not null,
+  -- Per action, the event time (epoch ms) of the newest distinct event of that action.
+  actions jsonb not null default '{}'::jsonb,
+  primary key (group_jid, person)
+);
 
-comment on column public.whatsapp_group_members.last_actions is
-  'Event time (epoch ms) of the last applied join/leave/promote/demote: copies within the copy window are recognised.';
+comment on table public.whatsapp_member_clock is
+  'What the membership webhook has seen of each person (not published to Realtime): recognises copies and late events.';
+
+alter table public.whatsapp_member_clock enable row level security;
+drop policy if exists "Service role manages member clocks" on public.whatsapp_member_clock;
+create policy "Service role manages member clocks"
+  on public.whatsapp_member_clock for all to service_role using (true) with check (true);
+revoke all on public.whatsapp_member_clock from anon, authenticated;
+grant select, insert, update, delete on public.whatsapp_member_clock to service_role;
+
+-- Per key, the larger epoch-ms value of two action-time maps.
+create or replace function public.whatsapp_merge_action_times(a jsonb, b jsonb)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select coalesce(jsonb_object_agg(k, v), '{}'::jsonb)
+  from (
+    select k, max(v) as v
+    from (
+      select key as k, value::bigint as v from jsonb_each_text(coalesce(a, '{}'::jsonb))
+      union all
+      select key, value::bigint from jsonb_each_text(coalesce(b, '{}'::jsonb))
+    ) as both_maps
+    group by k
+  ) as merged
+$$;
 
 drop function if exists public.apply_whatsapp_membership_events(jsonb);
 
@@ -23,21 +63,21 @@ drop function if exists public.apply_whatsapp_membership_events(jsonb);
 --
 -- events: jsonb array of {group_jid, phone ('+E.164' or 'lid:<digits>'), lid? ('lid:<digits>',
 -- when the payload paired it with the phone), action ('join'|'leave'|'promote'|'demote'), event_at}.
--- copy_window_ms: an action this close (by event time) to the last applied one of the same kind
--- is a copy of it.
--- Returns one (idx, outcome, phone) row per event: idx is its 0-based position, phone the identity
--- it was applied to (a LID resolves to its known phone), and outcome:
+-- copy_window_ms: see above.
+-- Returns one (idx, outcome, phone, reference_ms) row per event: idx is its 0-based position, phone
+-- the identity it was applied to (a LID resolves to its known phone), reference_ms the event time
+-- of the distinct event it belongs to (its own, or the original's for a copy), which the caches
+-- use as theirs; and outcome:
 --   applied   the state (status, role) changed: one row insert or update, one Realtime event;
---   unchanged a copy, or the person already has that state (nothing written);
---   stale     the person has a different state from an event in a later second (a late retry;
---             nothing written). Events within the same second are applied in arrival order.
+--   unchanged a copy, or the person already has that state (no Realtime event);
+--   stale     older (by second) than an event already seen for the person (no Realtime event).
 -- Writers are serialised per group with a transaction advisory lock taken in group order, so
 -- concurrent webhooks can neither create two rows for one person nor deadlock.
 create or replace function public.apply_whatsapp_membership_events(
   events jsonb,
   copy_window_ms integer default 1000
 )
-returns table (idx integer, outcome text, phone text)
+returns table (idx integer, outcome text, phone text, reference_ms bigint)
 language plpgsql
 set search_path = ''
 as $$
@@ -50,8 +90,11 @@ declare
   cur_status text;
   cur_role text;
   cur_at timestamptz;
-  cur_actions jsonb;
   lid_row record;
+  clock_seen timestamptz;
+  clock_actions jsonb;
+  action_ref bigint;
+  leave_ref bigint;
   want_status text;
   want_role text;
   new_key text;
@@ -109,7 +152,7 @@ begin
     -- A person still split over a LID row and a phone row (both written before the pair was
     -- known) is merged into the phone row: the newer state wins, the LID row goes.
     if e.who like '+%' and person_lid is not null and person_lid <> e.who then
-      select m.status, m.role, m.last_event_at, m.last_actions into lid_row
+      select m.status, m.role, m.last_event_at into lid_row
       from public.whatsapp_group_members as m
       where m.group_jid = e.group_jid and m.phone = person_lid
       for update;
@@ -121,7 +164,6 @@ begin
         set status = lid_row.status,
             role = lid_row.role,
             last_event_at = lid_row.last_event_at,
-            last_actions = m.last_actions || lid_row.last_actions,
             updated_at = now()
         where m.group_jid = e.group_jid and m.phone = e.who
           and m.last_event_at < lid_row.last_event_at
@@ -129,22 +171,79 @@ begin
         delete from public.whatsapp_group_members as m
         where m.group_jid = e.group_jid and m.phone = person_lid;
       end if;
+      -- Clocks follow the rows: the LID's clock is folded into the phone's.
+      insert into public.whatsapp_member_clock as c (group_jid, person, last_seen_at, actions)
+      select c2.group_jid, e.who, c2.last_seen_at, c2.actions
+      from public.whatsapp_member_clock as c2
+      where c2.group_jid = e.group_jid and c2.person = person_lid
+        and not exists (
+          select 1 from public.whatsapp_group_members as m
+          where m.group_jid = e.group_jid and m.phone = person_lid
+        )
+      on conflict (group_jid, person) do update
+        set last_seen_at = greatest(c.last_seen_at, excluded.last_seen_at),
+            actions = public.whatsapp_merge_action_times(c.actions, excluded.actions);
+      delete from public.whatsapp_member_clock as c
+      where c.group_jid = e.group_jid and c.person = person_lid
+        and not exists (
+          select 1 from public.whatsapp_group_members as m
+          where m.group_jid = e.group_jid and m.phone = person_lid
+        );
     end if;
 
     -- The person's row: keyed by the phone, or still by the LID.
     cur_key := null;
-    select m.phone, m.status, m.role, m.last_event_at, m.last_actions
-      into cur_key, cur_status, cur_role, cur_at, cur_actions
+    cur_status := null;
+    cur_role := null;
+    cur_at := null;
+    select m.phone, m.status, m.role, m.last_event_at
+      into cur_key, cur_status, cur_role, cur_at
     from public.whatsapp_group_members as m
     where m.group_jid = e.group_jid and m.phone in (e.who, person_lid)
     order by (m.phone = e.who) desc, m.last_event_at desc
     limit 1
     for update;
 
+    clock_seen := null;
+    clock_actions := '{}'::jsonb;
+    select c.last_seen_at, c.actions into clock_seen, clock_actions
+    from public.whatsapp_member_clock as c
+    where c.group_jid = e.group_jid and c.person = coalesce(cur_key, e.who);
+    clock_seen := coalesce(clock_seen, cur_at);
+    clock_actions := coalesce(clock_actions, '{}'::jsonb);
+    action_ref := (clock_actions ->> e.action)::bigint;
+    leave_ref := (clock_actions ->> 'leave')::bigint;
+
+    idx := e.i;
+    phone := coalesce(cur_key, e.who);
+    reference_ms := event_ms;
+
+    if clock_seen is not null
+      and date_trunc('second', clock_seen) > date_trunc('second', e.event_at) then
+      -- Older than an event already seen (at WhatsApp's one-second resolution, so that a finer
+      -- clock never makes a real change look older than the one before it).
+      outcome := 'stale';
+      return next;
+      continue;
+    end if;
+
+    if action_ref is not null and abs(event_ms - action_ref) < copy_window_ms then
+      -- A copy of an event already seen: nothing to do.
+      outcome := 'unchanged';
+      reference_ms := action_ref;
+      return next;
+      continue;
+    end if;
+
     want_status := case
       when e.action = 'leave' then 'left'
       when e.action = 'join' then 'member'
-      else coalesce(cur_status, 'member') -- promote/demote never change membership
+      -- Only members are promoted or demoted: after a leave, one from a later second shows the
+      -- person was added back; one from the same second changes nothing.
+      when cur_status = 'left' and (leave_ref is null
+        or date_trunc('second', to_timestamp(leave_ref / 1000.0))
+           >= date_trunc('second', e.event_at)) then 'left'
+      else 'member'
     end;
     want_role := case
       when want_status = 'left' then 'member'
@@ -154,47 +253,49 @@ begin
       else 'member'
     end;
 
-    idx := e.i;
     if cur_key is null then
-      insert into public.whatsapp_group_members
-        (group_jid, phone, status, role, last_event_at, last_actions)
-      values (e.group_jid, e.who, want_status, want_role, e.event_at,
-              jsonb_build_object(e.action, event_ms));
+      insert into public.whatsapp_group_members (group_jid, phone, status, role, last_event_at)
+      values (e.group_jid, e.who, want_status, want_role, e.event_at);
       outcome := 'applied';
-      phone := e.who;
+      new_key := e.who;
     elsif cur_status = want_status and cur_role = want_role then
       outcome := 'unchanged';
-      phone := cur_key;
-    elsif date_trunc('second', cur_at) > date_trunc('second', e.event_at) then
-      -- Ordered at WhatsApp's own one-second resolution: finer clocks (receive times, gateway
-      -- clocks) must not make a real change look older than the one before it.
-      outcome := 'stale';
-      phone := cur_key;
-    elsif cur_actions ? e.action
-      and abs(event_ms - (cur_actions ->> e.action)::bigint) < copy_window_ms then
-      outcome := 'unchanged'; -- a late copy of the last applied event of this kind
-      phone := cur_key;
+      new_key := cur_key;
     else
       new_key := case when cur_key like 'lid:%' and e.who like '+%' then e.who else cur_key end;
       update public.whatsapp_group_members as m
       set status = want_status,
           role = want_role,
           last_event_at = greatest(m.last_event_at, e.event_at),
-          last_actions = m.last_actions || jsonb_build_object(e.action, event_ms),
           updated_at = now(),
           phone = new_key
       where m.group_jid = e.group_jid and m.phone = cur_key;
       outcome := 'applied';
-      phone := new_key;
+      if new_key <> cur_key then
+        update public.whatsapp_member_clock as c set person = new_key
+        where c.group_jid = e.group_jid and c.person = cur_key;
+      end if;
     end if;
+
+    -- Record the distinct event, applied or not (this table is not published to Realtime).
+    insert into public.whatsapp_member_clock as c (group_jid, person, last_seen_at, actions)
+    values (e.group_jid, new_key, e.event_at, jsonb_build_object(e.action, event_ms))
+    on conflict (group_jid, person) do update
+      set last_seen_at = greatest(c.last_seen_at, excluded.last_seen_at),
+          actions = public.whatsapp_merge_action_times(c.actions, excluded.actions);
+
+    phone := new_key;
     return next;
   end loop;
 end
 $$;
 
 comment on function public.apply_whatsapp_membership_events(jsonb, integer) is
-  'Applies WhatsApp membership events; writes only real state changes, never copies or events older than the last applied change.';
+  'Applies WhatsApp membership events; writes only real state changes, never copies or events older than one already seen.';
 
 revoke all on function public.apply_whatsapp_membership_events(jsonb, integer)
   from public, anon, authenticated;
 grant execute on function public.apply_whatsapp_membership_events(jsonb, integer) to service_role;
+revoke all on function public.whatsapp_merge_action_times(jsonb, jsonb)
+  from public, anon, authenticated;
+grant execute on function public.whatsapp_merge_action_times(jsonb, jsonb) to service_role;

@@ -29,6 +29,8 @@ export interface EventResult {
   decidedBy: "webhook" | "memory" | "redis" | "database";
   /** The identity the database applied the event to (a LID resolved to its phone). */
   participant?: string;
+  /** Event time of the distinct event the database matched this delivery to. */
+  referenceAt?: number;
 }
 
 /** The state of the shared tier, as shown by the health response. */
@@ -131,6 +133,7 @@ export class ExactlyOnceProcessor {
             outcome: applied[n].outcome,
             decidedBy: "database",
             participant: applied[n].participant,
+            referenceAt: applied[n].referenceAt,
           };
         });
       } catch (error) {
@@ -138,7 +141,10 @@ export class ExactlyOnceProcessor {
         await this.#releaseShared(sharedClaims);
         throw error;
       }
-      shared?.confirm(sharedAsked.map((i) => ({ key: keys[i], at: events[i].at })));
+      // The caches measure the copy window from the instant the database matched each event to.
+      const reference = new Map(pending.map((i) => [i, results[i]!.referenceAt ?? events[i].at]));
+      for (const i of pending) memory.rebase(keys[i], reference.get(i)!);
+      shared?.confirm(sharedAsked.map((i) => ({ key: keys[i], at: reference.get(i)! })));
     }
     return results as EventResult[];
   }

@@ -78,6 +78,15 @@ export class MemoryClaimStore implements ClaimStore {
     return true;
   }
 
+  /**
+   * Moves a claim's event time to the one the database matched it to (the original event's, for
+   * a copy), so that this tier measures the copy window from the same instant as the database.
+   */
+  rebase(key: string, at: number): void {
+    const claim = this.#claims.get(key);
+    if (claim) claim.at = at;
+  }
+
   /** Whether a key is currently claimed. */
   has(key: string): boolean {
     const held = this.#claims.get(key);

@@ -18,6 +18,8 @@ export interface AppliedEvent {
   outcome: ApplyOutcome;
   /** The identity the event was applied to: a LID resolves to its phone once the pair is known. */
   participant: string;
+  /** Event time of the distinct event this delivery belongs to (the original's, for a copy). */
+  referenceAt: number;
 }
 
 /** The JSON shape of one event as the SQL function reads it. */
@@ -34,6 +36,7 @@ export interface ApplyResultRow {
   idx: number;
   outcome: string;
   phone: string;
+  reference_ms: number | string;
 }
 
 /** Default copy window of the SQL function, in milliseconds. */
@@ -83,7 +86,11 @@ export function outcomesFromRows(
         cause: new Error(`unexpected row from the apply function (outcome ${row.outcome})`),
       });
     }
-    outcomes[row.idx] = { outcome: row.outcome as ApplyOutcome, participant: row.phone };
+    outcomes[row.idx] = {
+      outcome: row.outcome as ApplyOutcome,
+      participant: row.phone,
+      referenceAt: Number(row.reference_ms),
+    };
   }
   if (outcomes.some((outcome) => outcome === undefined)) {
     throw new DatabaseUnavailableError({ cause: new Error("apply function skipped an event") });

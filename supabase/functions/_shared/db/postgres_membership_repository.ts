@@ -62,7 +62,7 @@ export class PostgresMembershipRepository implements MembershipRepository {
     });
     try {
       const query = this.#sql<ApplyResultRow[]>`
-        select idx, outcome, phone from public.apply_whatsapp_membership_events(
+        select idx, outcome, phone, reference_ms from public.apply_whatsapp_membership_events(
           ${this.#sql.json(rows as unknown as postgres.JSONValue)}, ${this.#copyWindowMs}
         )`;
       const result = await Promise.race([query, timeout]);
