@@ -12,6 +12,7 @@
  * member leaving on their own is reported as `remove`.
  */
 import { z } from "zod";
+import { jidField } from "./fields.ts";
 import type { MembershipAction } from "../membership_event.ts";
 import {
   isObject,
@@ -23,13 +24,11 @@ import {
   zodIssues,
 } from "./delivery.ts";
 
-const jid = z.string().trim().min(1).max(128);
-
 /** One participant: a JID string, or an object with optional phone/LID pairing. */
 export const BaileysParticipantSchema = z.union([
-  jid,
+  jidField,
   z.object({
-    id: jid,
+    id: jidField,
     phoneNumber: z.string().max(128).nullish(),
     lid: z.string().max(128).nullish(),
   }),
@@ -37,7 +36,7 @@ export const BaileysParticipantSchema = z.union([
 
 /** The `group-participants.update` event object. */
 export const BaileysUpdateSchema = z.object({
-  id: jid,
+  id: jidField,
   author: z.string().max(128).nullish(),
   participants: z.array(BaileysParticipantSchema).min(1).max(MAX_PARTICIPANTS),
   action: z.enum(["add", "remove", "promote", "demote", "modify"]),

@@ -16,6 +16,7 @@
  * `meta:<id>`. Signed with `X-Hub-Signature-256` (HMAC-SHA256 with the app secret).
  */
 import { z } from "zod";
+import { timestampField } from "./fields.ts";
 import { InvalidIdentityError, normalizeCloudApiGroupId } from "../identity.ts";
 import { parseWith } from "./baileys.ts";
 import {
@@ -35,7 +36,7 @@ const ParticipantSchema = z.object({
 const GroupEventSchema = z.object({
   type: z.string().min(1).max(128),
   group_id: z.union([z.string().trim().min(1).max(128), z.number()]).optional(),
-  timestamp: z.union([z.number().positive(), z.string().trim().min(1).max(64)]).optional(),
+  timestamp: timestampField.optional(),
   added_participants: z.array(ParticipantSchema).max(MAX_PARTICIPANTS).optional(),
   removed_participants: z.array(ParticipantSchema).max(MAX_PARTICIPANTS).optional(),
 });

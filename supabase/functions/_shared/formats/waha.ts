@@ -17,6 +17,7 @@
  * Signed with `X-Webhook-Hmac` (hex HMAC-SHA512 of the body) when WAHA has an HMAC key.
  */
 import { z } from "zod";
+import { jidField, timestampField } from "./fields.ts";
 import { parseWith } from "./baileys.ts";
 import {
   isObject,
@@ -27,32 +28,31 @@ import {
 } from "./delivery.ts";
 import { changesFromNotification } from "./wwebjs.ts";
 
-const jid = z.string().trim().min(1).max(128);
-const timestamp = z.union([z.number().positive(), z.string().trim().min(1).max(64)]).optional();
+const timestamp = timestampField.optional();
 
 const EnvelopeSchema = z.object({
   event: z.string().min(1).max(128),
   session: z.string().max(256).optional(),
-  me: z.object({ id: jid, lid: z.string().max(128).nullish() }).nullish(),
+  me: z.object({ id: jidField, lid: z.string().max(128).nullish() }).nullish(),
   payload: z.unknown(),
 });
 
 const ParticipantsPayloadSchema = z.object({
   payload: z.object({
-    group: z.object({ id: jid }),
+    group: z.object({ id: jidField }),
     type: z.enum(["join", "leave", "promote", "demote"]),
     timestamp,
     participants: z.array(
-      z.object({ id: jid, pn: z.string().max(128).nullish() }),
+      z.object({ id: jidField, pn: z.string().max(128).nullish() }),
     ).min(1).max(MAX_PARTICIPANTS),
   }),
 });
 
 const SelfPayloadSchema = z.object({
-  payload: z.object({ group: z.object({ id: jid }), timestamp }),
+  payload: z.object({ group: z.object({ id: jidField }), timestamp }),
 });
 
-const LegacyJoinSchema = z.object({ payload: z.object({ id: jid }) });
+const LegacyJoinSchema = z.object({ payload: z.object({ id: jidField }) });
 
 function selfChange(
   envelope: z.infer<typeof EnvelopeSchema>,

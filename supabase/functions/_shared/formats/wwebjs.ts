@@ -12,6 +12,7 @@
  * `timestamp` is WhatsApp's own (seconds), the same for every session.
  */
 import { z } from "zod";
+import { jidField, timestampField } from "./fields.ts";
 import type { MembershipAction } from "../membership_event.ts";
 import { parseWith } from "./baileys.ts";
 import {
@@ -22,16 +23,14 @@ import {
   type WebhookFormat,
 } from "./delivery.ts";
 
-const jid = z.string().trim().min(1).max(128);
-
 /** A serialised GroupNotification. */
 export const GroupNotificationSchema = z.object({
   id: z.object({ remote: z.unknown() }).partial().optional(),
   type: z.string().min(1).max(64),
-  timestamp: z.union([z.number().positive(), z.string().trim().min(1).max(64)]).optional(),
-  chatId: jid,
+  timestamp: timestampField.optional(),
+  chatId: jidField,
   author: z.string().max(128).nullish(),
-  recipientIds: z.array(jid).max(MAX_PARTICIPANTS),
+  recipientIds: z.array(jidField).max(MAX_PARTICIPANTS),
 });
 
 const ACTIONS: Record<string, MembershipAction | undefined> = {

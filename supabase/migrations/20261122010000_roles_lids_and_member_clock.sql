@@ -1,3 +1,55 @@
+-- Admin roles (promote/demote), WhatsApp LID identities, Cloud API group ids, and the per-person
+-- clock with which the database recognises copies and late events.
+--
+-- Gateways increasingly name participants by LID (`…@lid`) instead of phone number. A LID is not a
+-- phone number: it is stored as 'lid:<digits>' until a payload pairs it with the phone. The pair is
+-- remembered in public.whatsapp_lid_phones (written only when new or changed), later events for the
+-- LID resolve to the phone, and a row still keyed by the LID is re-keyed to the phone by the next
+-- real state change of that person, so every person has one row and an unchanged state emits no
+-- Realtime event.
+
+alter table public.whatsapp_group_members
+  add column if not exists role text not null default 'member';
+
+do $$
+begin
+  if not exists (
+    select 1 from pg_constraint where conname = 'whatsapp_group_members_role_check'
+  ) then
+    alter table public.whatsapp_group_members
+      add constraint whatsapp_group_members_role_check check (role in ('member', 'admin'));
+  end if;
+end
+$$;
+
+-- Cloud API groups have opaque ids; they are stored as 'meta:<id>'.
+alter table public.whatsapp_group_members
+  drop constraint if exists whatsapp_group_members_group_jid_check;
+alter table public.whatsapp_group_members
+  add constraint whatsapp_group_members_group_jid_check
+  check (group_jid ~ '^([0-9]{5,40}(-[0-9]{5,20})?@g\.us|meta:[A-Za-z0-9._=-]{1,128})$');
+
+create table if not exists public.whatsapp_lid_phones (
+  lid text primary key
+    constraint whatsapp_lid_phones_lid_check check (lid ~ '^lid:[0-9]{1,32}$'),
+  phone text not null
+    constraint whatsapp_lid_phones_phone_check check (phone ~ '^\+[1-9][0-9]{5,16}$'),
+  learned_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+
+comment on table public.whatsapp_lid_phones is
+  'WhatsApp LID to phone pairs learned from webhook payloads; written only when new or changed.';
+
+create index if not exists whatsapp_lid_phones_phone_idx on public.whatsapp_lid_phones (phone);
+
+alter table public.whatsapp_lid_phones enable row level security;
+drop policy if exists "Service role manages LID pairs" on public.whatsapp_lid_phones;
+create policy "Service role manages LID pairs"
+  on public.whatsapp_lid_phones for all to service_role using (true) with check (true);
+revoke all on public.whatsapp_lid_phones from anon, authenticated;
+grant select, insert, update, delete on public.whatsapp_lid_phones to service_role;
+
 -- Copies and ordering decided by the database itself, whatever order deliveries arrive in.
 --
 -- Gateways without event timestamps (Evolution API, Baileys) and WAHA's NOWEB/GOWS engines stamp
@@ -57,6 +109,7 @@ as $$
   ) as merged
 $$;
 
+-- The signature and return type change, so the function is recreated.
 drop function if exists public.apply_whatsapp_membership_events(jsonb);
 
 -- Applies a webhook's membership events in one call.
