@@ -41,6 +41,8 @@ Deno.test("timestamps: ISO-8601, epoch seconds and milliseconds, as numbers or d
 Deno.test("event time: plausible source time is used, otherwise the receive time", () => {
   assert.deepEqual(resolveEventTime(undefined, T), { at: T, source: "received" });
   assert.deepEqual(resolveEventTime(T / 1000 - 60, T), { at: T - 60_000, source: "payload" });
+  // A sender clock running ahead: capped at the receive time, so it cannot make later events old.
+  assert.deepEqual(resolveEventTime(T / 1000 + 60, T), { at: T, source: "payload" });
   const future = T + MAX_FUTURE_SKEW_MS + 1000;
   assert.deepEqual(resolveEventTime(future, T), { at: T, source: "received" });
   const ancient = T - MAX_EVENT_AGE_MS - 1000;

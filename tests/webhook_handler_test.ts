@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { createClient } from "@redis/client";
 import { parseConfig } from "../supabase/functions/_shared/config.ts";
 import { createLogger, silentLogger } from "../supabase/functions/_shared/log.ts";
+import { signBody } from "../supabase/functions/_shared/webhook_auth.ts";
 import {
   createMembershipWebhookFromConfig,
   membershipWebhookFromEnv,
@@ -309,6 +310,62 @@ Deno.test("several participants: each is deduped on its own; phones are masked",
     assert.equal(again.body.duplicate, true);
     assert.equal((await feed.changes(group)).length, 2);
     assert.equal((await groupRows(sql, group)).length, 2);
+  } finally {
+    await feed.close();
+    await sql.end();
+    await close();
+  }
+});
+
+Deno.test("one webhook with join, leave and join of one person applies all three", async () => {
+  const metaSecret = "meta-app-secret-for-tests";
+  const { handler, close } = build({ META_APP_SECRET: metaSecret });
+  const sql = sqlClient();
+  const feed = await RealtimeChangeFeed.open(sql);
+  const group = uniqueGroup();
+  // The start of a 5 s bucket: all three events share one dedup key but for the action.
+  const t = Math.floor((Date.now() / 1000 - 60) / 5) * 5;
+  const change = (type: string, ts: number) => ({
+    timestamp: String(ts),
+    group_id: group.replace("@g.us", ""),
+    type,
+    [type.endsWith("add") ? "added_participants" : "removed_participants"]: [
+      { wa_id: "919963064165" },
+    ],
+  });
+  const body = JSON.stringify({
+    object: "whatsapp_business_account",
+    entry: [{
+      id: "1",
+      changes: [{
+        field: "group_participants_update",
+        value: {
+          messaging_product: "whatsapp",
+          groups: [
+            change("group_participants_add", t),
+            change("group_participants_remove", t + 2),
+            change("group_participants_add", t + 4),
+          ],
+        },
+      }],
+    }],
+  });
+  try {
+    const response = await handler(
+      new Request(URL_, {
+        method: "POST",
+        body,
+        headers: { "x-hub-signature-256": `sha256=${await signBody(metaSecret, body)}` },
+      }),
+    );
+    const result = await response.json();
+    assert.deepEqual(result.results.map((r: { outcome: string }) => r.outcome), [
+      "applied",
+      "applied",
+      "applied",
+    ]);
+    assert.deepEqual((await feed.changes(group)).map((c) => c.op), ["INSERT", "UPDATE", "UPDATE"]);
+    assert.equal((await groupRows(sql, group))[0].status, "member");
   } finally {
     await feed.close();
     await sql.end();

@@ -48,6 +48,8 @@ export function parseTimestamp(raw: string | number): number {
 /**
  * Picks the event time: the parsed source timestamp when it lies within
  * [receivedAt − {@link MAX_EVENT_AGE_MS}, receivedAt + {@link MAX_FUTURE_SKEW_MS}], else receivedAt.
+ * A source time ahead of the receive time is capped at it: an event cannot happen after its
+ * delivery arrived, and a sender whose clock runs ahead must not make later real events look old.
  */
 export function resolveEventTime(
   raw: string | number | undefined,
@@ -56,5 +58,7 @@ export function resolveEventTime(
   if (raw === undefined) return { at: receivedAt, source: "received" };
   const at = parseTimestamp(raw);
   const plausible = at >= receivedAt - MAX_EVENT_AGE_MS && at <= receivedAt + MAX_FUTURE_SKEW_MS;
-  return plausible ? { at, source: "payload" } : { at: receivedAt, source: "received" };
+  return plausible
+    ? { at: Math.min(at, receivedAt), source: "payload" }
+    : { at: receivedAt, source: "received" };
 }

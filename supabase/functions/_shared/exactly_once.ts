@@ -50,6 +50,8 @@ export interface ExactlyOnceOptions {
   shared?: ClaimStore;
   repository: MembershipRepository;
   windowMs: number;
+  /** Deliveries of one action closer than this (by event time) are copies. */
+  copyWindowMs: number;
   /** After a shared-tier failure, skip the tier for this long (0: ask it every time). */
   sharedCooldownMs: number;
   logger: Logger;
@@ -79,15 +81,17 @@ export class ExactlyOnceProcessor {
     const results = new Array<EventResult | undefined>(events.length);
     const keys = events.map((event) => dedupKey(event, windowMs));
 
-    // 1. Copies inside this webhook, then the per-instance memory tier.
-    const seen = new Set<string>();
+    // 1. Copies inside this webhook (same key, event times within the copy window; a real
+    //    join → leave → join in one webhook is three events), then the per-instance memory tier.
+    const seen = new Map<string, number>();
     let pending: number[] = [];
     for (let i = 0; i < events.length; i++) {
-      if (seen.has(keys[i])) {
+      const earlier = seen.get(keys[i]);
+      if (earlier !== undefined && Math.abs(earlier - events[i].at) < this.#o.copyWindowMs) {
         results[i] = { event: events[i], outcome: "duplicate", decidedBy: "webhook" };
         continue;
       }
-      seen.add(keys[i]);
+      seen.set(keys[i], events[i].at);
       if (memory.claimOne(keys[i], events[i].at)) {
         pending.push(i);
       } else {

@@ -252,6 +252,7 @@ export function createMembershipWebhookFromConfig(
     shared,
     repository,
     windowMs: config.dedup.windowMs,
+    copyWindowMs: config.dedup.copyWindowMs,
     sharedCooldownMs: config.redis?.cooldownMs ?? 0,
     logger,
   });
