@@ -105,7 +105,7 @@ Deno.test("handler without SUPABASE_DB_URL goes through rpc end to end", async (
         new Request("http://x/whatsapp-membership-webhook", {
           method: "POST",
           body,
-          headers: { "x-webhook-signature": await signature(body) },
+          headers: { "x-webhook-signature": signature(body) },
         }),
       )).json();
     assert.equal((await post()).results[0].outcome, "applied");

@@ -110,6 +110,21 @@ Deno.test("redis tier: release deletes only this instance's own claims", async (
   }
 });
 
+Deno.test("redis tier: a release that failed can be retried", async () => {
+  const t = await setup();
+  try {
+    await t.store.claim([{ key: "k", at: 0 }]);
+    t.endpoint.faults.delayMs = 1_000;
+    await assert.rejects(t.store.release(["k"]), ClaimStoreUnavailableError);
+    t.endpoint.faults.delayMs = 0;
+    await t.store.release(["k"]);
+    assert.equal(await t.redis.sendCommand(["EXISTS", `${t.prefix}:k`]), 0);
+  } finally {
+    t.endpoint.faults.delayMs = 0;
+    await t.close();
+  }
+});
+
 Deno.test("redis tier: a slow endpoint is an error after the timeout, never 'held'", async () => {
   const t = await setup();
   try {

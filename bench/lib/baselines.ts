@@ -23,7 +23,7 @@ import {
 import { readBodyLimited } from "../../supabase/functions/_shared/http.ts";
 import { normalizeChanges } from "../../supabase/functions/_shared/normalize.ts";
 import type { MembershipEvent } from "../../supabase/functions/_shared/membership_event.ts";
-import { decodeHex } from "../../supabase/functions/_shared/webhook_auth.ts";
+import { WebhookAuthenticator } from "../../supabase/functions/_shared/webhook_auth.ts";
 
 /** The baseline strategies. */
 export const BASELINES = ["noDedup", "mapBucket", "redisCheckThenSet"] as const;
@@ -86,21 +86,10 @@ export function createBaselineHandler(options: BaselineOptions): BaselineHandler
     onnotice: () => {},
     connection: { application_name: `bench-${options.strategy}` },
   });
-  // The same check as the project's `X-Webhook-Signature` scheme: WebCrypto HMAC-SHA256 verify.
-  const hmacKey = crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(options.secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["verify"],
-  );
-  const verify = async (headers: Headers, body: Uint8Array<ArrayBuffer>) => {
-    const match = /^sha256=([0-9a-fA-F]{64})$/.exec(headers.get("x-webhook-signature") ?? "");
-    const mac = match ? decodeHex(match[1]) : undefined;
-    if (!mac || !(await crypto.subtle.verify("HMAC", await hmacKey, mac, body))) {
-      throw new Error("unauthorized");
-    }
-  };
+  // The project's own signature check, so that only the dedup differs.
+  const authenticator = new WebhookAuthenticator({ shared: options.secret });
+  const verify = (headers: Headers, body: Uint8Array<ArrayBuffer>) =>
+    authenticator.verify(headers, body);
   const map = new ScanMapDedup(ttlMs);
   const redis = options.redis
     ? new Redis({

@@ -2,6 +2,7 @@
  * Function instances as separate processes running `bench/instance_runner.ts`, each with its own
  * port and memory, sharing the database and Redis through the environment.
  */
+import { childProcessEnv } from "../../scripts/lib/child_env.ts";
 import { freePort } from "../../scripts/lib/ports.ts";
 import { FUNCTION_PATH, type InstanceStats } from "../instance_runner.ts";
 
@@ -21,15 +22,6 @@ export interface Instance {
 
 const RUNNER = new URL("../instance_runner.ts", import.meta.url).pathname;
 
-function inherited(): Record<string, string> {
-  const keep: Record<string, string> = {};
-  for (const name of ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR"]) {
-    const value = Deno.env.get(name);
-    if (value !== undefined) keep[name] = value;
-  }
-  return keep;
-}
-
 /** Starts one instance and waits until it answers. */
 export async function startInstance(
   strategy: string,
@@ -39,7 +31,7 @@ export async function startInstance(
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", RUNNER],
     env: {
-      ...inherited(),
+      ...childProcessEnv(),
       ...env,
       BENCH_STRATEGY: strategy,
       PORT: String(port),

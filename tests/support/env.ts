@@ -2,6 +2,8 @@
  * The servers `deno task test` started, and small helpers shared by the tests.
  */
 import postgres from "postgres";
+import { signBody } from "../../supabase/functions/_shared/webhook_auth.ts";
+import { SECRETS } from "./signing.ts";
 
 /** Connection string of the test PostgreSQL (migrations applied). */
 export function databaseUrl(): string {
@@ -41,22 +43,12 @@ export async function groupRows(sql: postgres.Sql, groupJid: string) {
   return [...rows];
 }
 
-/** The secret the tests sign with. */
-export const TEST_SECRET = "test-webhook-secret-0123456789";
+/** The secret the tests sign with (`WEBHOOK_SECRET`). */
+export const TEST_SECRET = SECRETS.WEBHOOK_SECRET;
 
-/** Computes `sha256=<hex>` for a body. */
-export async function signature(body: string, secret = TEST_SECRET): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    new TextEncoder().encode(secret),
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  const mac = new Uint8Array(
-    await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body)),
-  );
-  return `sha256=${Array.from(mac, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+/** Computes `sha256=<hex>` for a body, as `X-Webhook-Signature` carries it. */
+export function signature(body: string, secret = TEST_SECRET): string {
+  return `sha256=${signBody(secret, body)}`;
 }
 
 /** POSTs a JSON body signed with {@link TEST_SECRET}; returns status and parsed body. */
@@ -70,7 +62,7 @@ export async function postSigned(
     method: "POST",
     headers: {
       "content-type": "application/json",
-      "x-webhook-signature": await signature(body),
+      "x-webhook-signature": signature(body),
       ...headers,
     },
     body,

@@ -3,6 +3,7 @@
  * (`scripts/serve_functions.ts`) with its own port and in-memory tier, sharing the database and
  * Redis through the environment, as separate Edge Function instances would.
  */
+import { childProcessEnv } from "../../scripts/lib/child_env.ts";
 import { freePort } from "../../scripts/lib/ports.ts";
 
 /** A running runner process. */
@@ -12,16 +13,6 @@ export interface FunctionInstance {
   /** URL of one function. */
   url(name: string): string;
   stop(): Promise<void>;
-}
-
-/** The variables a child Deno needs to find its cache; nothing else leaks into the instance. */
-function inherited(): Record<string, string> {
-  const keep: Record<string, string> = {};
-  for (const name of ["HOME", "PATH", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR"]) {
-    const value = Deno.env.get(name);
-    if (value !== undefined) keep[name] = value;
-  }
-  return keep;
 }
 
 const RUNNER = new URL("../../scripts/serve_functions.ts", import.meta.url).pathname;
@@ -34,7 +25,7 @@ export async function startFunctionInstance(
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", RUNNER],
     env: {
-      ...inherited(),
+      ...childProcessEnv(),
       ...env,
       PORT: String(port),
       HOST: "127.0.0.1",

@@ -41,19 +41,19 @@ export async function signedHeaders(
   switch (scheme) {
     case "generic":
       return {
-        "x-webhook-signature": `sha256=${await signBody(pick(SECRETS.WEBHOOK_SECRET), body)}`,
+        "x-webhook-signature": `sha256=${signBody(pick(SECRETS.WEBHOOK_SECRET), body)}`,
       };
     case "bearer":
       return { authorization: `Bearer ${pick(SECRETS.WEBHOOK_SECRET)}` };
     case "waha":
       return {
-        "x-webhook-hmac": await signBody(pick(SECRETS.WAHA_HMAC_KEY), body, "SHA-512"),
+        "x-webhook-hmac": signBody(pick(SECRETS.WAHA_HMAC_KEY), body, "sha512"),
         "x-webhook-hmac-algorithm": "sha512",
         "x-webhook-timestamp": String(Date.now()),
       };
     case "meta":
       return {
-        "x-hub-signature-256": `sha256=${await signBody(pick(SECRETS.META_APP_SECRET), body)}`,
+        "x-hub-signature-256": `sha256=${signBody(pick(SECRETS.META_APP_SECRET), body)}`,
       };
     case "evolution-jwt":
       return { authorization: `Bearer ${await evolutionJwt(pick(SECRETS.EVOLUTION_JWT_KEY))}` };

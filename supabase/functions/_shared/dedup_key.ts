@@ -18,3 +18,11 @@ export function dedupKey(
 ): string {
   return `${event.action}|${event.groupJid}|${event.participant}|${timeBucket(event.at, windowMs)}`;
 }
+
+/**
+ * Whether two deliveries of one key are copies of one event: their event times lie within the
+ * copy window. Every tier (webhook, memory, Redis) uses this rule; the database applies the same.
+ */
+export function isCopy(at: number, otherAt: number, copyWindowMs: number): boolean {
+  return Math.abs(at - otherAt) < copyWindowMs;
+}

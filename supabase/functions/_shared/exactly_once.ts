@@ -1,7 +1,8 @@
 /**
  * The claim → apply → release lifecycle that gives each real event exactly one effect.
  *
- * 1. Copies of one event inside the webhook, then in the per-instance memory tier, are duplicates.
+ * 1. Copies of one event (inside the webhook or not) held by the per-instance memory tier are
+ *    duplicates.
  * 2. The shared tier (Upstash Redis) is asked next, in one round trip for the whole webhook. Only a
  *    claim confirmed after the database had the event, for an event time within the copy window,
  *    counts as "duplicate"; anything else (a claim in flight, one left by an instance that died)
@@ -25,12 +26,10 @@ import type { EventOutcome, MembershipEvent } from "./membership_event.ts";
 export interface EventResult {
   event: MembershipEvent;
   outcome: EventOutcome;
-  /** The tier that decided: `webhook`, `memory`, `redis` or `database`. */
-  decidedBy: "webhook" | "memory" | "redis" | "database";
+  /** The tier that decided: `memory`, `redis` or `database`. */
+  decidedBy: "memory" | "redis" | "database";
   /** The identity the database applied the event to (a LID resolved to its phone). */
   participant?: string;
-  /** Event time of the distinct event the database matched this delivery to. */
-  referenceAt?: number;
 }
 
 /** The state of the shared tier, as shown by the health response. */
@@ -50,8 +49,6 @@ export interface ExactlyOnceOptions {
   shared?: ClaimStore;
   repository: MembershipRepository;
   windowMs: number;
-  /** Deliveries of one action closer than this (by event time) are copies. */
-  copyWindowMs: number;
   /** After a shared-tier failure, skip the tier for this long (0: ask it every time). */
   sharedCooldownMs: number;
   logger: Logger;
@@ -81,75 +78,55 @@ export class ExactlyOnceProcessor {
     const results = new Array<EventResult | undefined>(events.length);
     const keys = events.map((event) => dedupKey(event, windowMs));
 
-    // 1. Copies inside this webhook (same key, event times within the copy window; a real
-    //    join → leave → join in one webhook is three events), then the per-instance memory tier.
-    const seen = new Map<string, number>();
+    // 1. The per-instance memory tier. It also answers for copies inside this webhook: the second
+    //    delivery of a key within the copy window finds the first one's claim.
     let pending: number[] = [];
     for (let i = 0; i < events.length; i++) {
-      const earlier = seen.get(keys[i]);
-      if (earlier !== undefined && Math.abs(earlier - events[i].at) < this.#o.copyWindowMs) {
-        results[i] = { event: events[i], outcome: "duplicate", decidedBy: "webhook" };
-        continue;
-      }
-      seen.set(keys[i], events[i].at);
-      if (memory.claimOne(keys[i], events[i].at)) {
-        pending.push(i);
-      } else {
-        results[i] = { event: events[i], outcome: "duplicate", decidedBy: "memory" };
-      }
+      if (memory.claimOne(keys[i], events[i].at)) pending.push(i);
+      else results[i] = { event: events[i], outcome: "duplicate", decidedBy: "memory" };
     }
 
     // 2. The shared tier, one round trip for the whole webhook; fail-open on any error.
-    const sharedClaims: string[] = [];
-    const sharedAsked: number[] = [];
+    let askedShared = false;
     if (pending.length > 0 && shared && this.#now() >= this.#skipUntil) {
       try {
         const claims = await shared.claim(pending.map((i) => ({ key: keys[i], at: events[i].at })));
         this.#sharedSucceeded();
-        const next: number[] = [];
-        pending.forEach((i, n) => {
-          if (claims[n] === "held") {
-            // A copy of an event the database has. Not remembered here, so that the memory tier
-            // only ever holds what this instance handled itself.
-            memory.releaseSync([keys[i]]);
-            results[i] = { event: events[i], outcome: "duplicate", decidedBy: "redis" };
-            return;
-          }
-          // "claimed": ours to apply. "in-flight": claimed elsewhere and not confirmed (maybe by an
-          // instance that died), or confirmed for another event: the database decides.
-          if (claims[n] === "claimed") sharedClaims.push(keys[i]);
-          sharedAsked.push(i);
-          next.push(i);
+        askedShared = true;
+        pending = pending.filter((i, n) => {
+          if (claims[n] !== "held") return true;
+          // A copy of an event the database has. Not remembered here, so that the memory tier
+          // only ever holds what this instance handled itself.
+          memory.releaseSync([keys[i]]);
+          results[i] = { event: events[i], outcome: "duplicate", decidedBy: "redis" };
+          return false;
         });
-        pending = next;
+        // "claimed" (ours to apply) and "in-flight" (claimed elsewhere and not confirmed, maybe by
+        // an instance that died, or confirmed for another event) both go on: the database decides.
       } catch (error) {
         this.#sharedFailed(error);
       }
     }
 
     // 3. The database, one round trip; 4. release every claim if it fails, confirm if it worked.
-    if (pending.length > 0) {
-      try {
-        const applied = await repository.apply(pending.map((i) => events[i]));
-        pending.forEach((i, n) => {
-          results[i] = {
-            event: events[i],
-            outcome: applied[n].outcome,
-            decidedBy: "database",
-            participant: applied[n].participant,
-            referenceAt: applied[n].referenceAt,
-          };
-        });
-      } catch (error) {
-        memory.releaseSync(pending.map((i) => keys[i]));
-        await this.#releaseShared(sharedClaims);
-        throw error;
-      }
-      // The caches measure the copy window from the instant the database matched each event to.
-      const reference = new Map(pending.map((i) => [i, results[i]!.referenceAt ?? events[i].at]));
-      for (const i of pending) memory.rebase(keys[i], reference.get(i)!);
-      shared?.confirm(sharedAsked.map((i) => ({ key: keys[i], at: reference.get(i)! })));
+    if (pending.length === 0) return results as EventResult[];
+    let applied;
+    try {
+      applied = await repository.apply(pending.map((i) => events[i]));
+    } catch (error) {
+      const claimed = pending.map((i) => keys[i]);
+      memory.releaseSync(claimed);
+      if (askedShared) await this.#releaseShared(claimed);
+      throw error;
     }
+    const confirmations = pending.map((i, n) => {
+      const { outcome, participant, referenceAt } = applied[n];
+      results[i] = { event: events[i], outcome, decidedBy: "database", participant };
+      // The caches measure the copy window from the instant the database matched the event to.
+      memory.rebase(keys[i], referenceAt);
+      return { key: keys[i], at: referenceAt };
+    });
+    if (askedShared) shared?.confirm(confirmations);
     return results as EventResult[];
   }
 

@@ -14,13 +14,7 @@ const LONG_NUMBER = /\+?[0-9]{7,}/g;
 
 /** Masks every run of seven or more digits in a text (phone numbers inside error messages). */
 export function maskNumbers(text: string): string {
-  return text.replace(
-    LONG_NUMBER,
-    (match) =>
-      maskIdentity(match.startsWith("+") ? match : `+${match}`).slice(
-        match.startsWith("+") ? 0 : 1,
-      ),
-  );
+  return text.replace(LONG_NUMBER, (match) => maskIdentity(match));
 }
 
 /** A minimal structured logger. */

@@ -60,26 +60,13 @@ export function decodeHex(hex: string): Uint8Array<ArrayBuffer> | undefined {
   return new Uint8Array(Buffer.from(hex, "hex"));
 }
 
-/** Encodes bytes as lower-case hex. */
-export function encodeHex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** Computes the hex HMAC of a body (SHA-256 by default), as a sender would. */
-export async function signBody(
+export function signBody(
   secret: string,
   body: string | Uint8Array,
-  hash: "SHA-256" | "SHA-512" = "SHA-256",
-): Promise<string> {
-  const key = await crypto.subtle.importKey(
-    "raw",
-    encoder.encode(secret),
-    { name: "HMAC", hash },
-    false,
-    ["sign"],
-  );
-  const data = typeof body === "string" ? encoder.encode(body) : new Uint8Array(body);
-  return encodeHex(new Uint8Array(await crypto.subtle.sign("HMAC", key, data)));
+  hash: "sha256" | "sha512" = "sha256",
+): string {
+  return createHmac(hash, secret).update(body).digest("hex");
 }
 
 /** Whether any scheme has a secret. */

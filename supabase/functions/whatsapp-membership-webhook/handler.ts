@@ -252,7 +252,6 @@ export function createMembershipWebhookFromConfig(
     shared,
     repository,
     windowMs: config.dedup.windowMs,
-    copyWindowMs: config.dedup.copyWindowMs,
     sharedCooldownMs: config.redis?.cooldownMs ?? 0,
     logger,
   });

@@ -11,6 +11,7 @@
  * gateway sessions send together, or retries carrying the same source timestamp. A later event
  * with the same key (a rejoin whose leave went to another instance) goes on to the shared tiers.
  */
+import { isCopy } from "../dedup_key.ts";
 import type { ClaimRequest, ClaimResult, ClaimStore } from "./claim_store.ts";
 
 /** Options of {@link MemoryClaimStore}. */
@@ -64,7 +65,7 @@ export class MemoryClaimStore implements ClaimStore {
     const now = this.#now();
     this.#dropExpired(now);
     const held = this.#claims.get(key);
-    if (held !== undefined && held.expiresAt > now && Math.abs(held.at - at) < this.#burstMs) {
+    if (held !== undefined && held.expiresAt > now && isCopy(held.at, at, this.#burstMs)) {
       return false;
     }
     const seq = ++this.#seq;

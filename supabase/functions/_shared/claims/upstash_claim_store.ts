@@ -16,6 +16,7 @@
  * if the instance stops first, copies on other instances ask the database, which is safe.
  */
 import { Redis } from "@upstash/redis";
+import { isCopy } from "../dedup_key.ts";
 import {
   type ClaimRequest,
   type ClaimResult,
@@ -112,9 +113,8 @@ export class UpstashClaimStore implements ClaimStore {
         return "claimed";
       }
       const held = String(reply.result);
-      if (held.startsWith("d:")) {
-        const at = Number(held.slice(2));
-        if (Math.abs(at - request.at) < this.#copyWindowMs) return "held";
+      if (held.startsWith("d:") && isCopy(Number(held.slice(2)), request.at, this.#copyWindowMs)) {
+        return "held";
       }
       this.#seen.set(request.key, held);
       return "in-flight";
@@ -131,15 +131,18 @@ export class UpstashClaimStore implements ClaimStore {
     }
   }
 
+  /** Deletes the keys this instance claimed itself (others' claims are left alone). */
   async release(keys: readonly string[]): Promise<void> {
     const owned = keys.filter((key) => this.#seen.get(key)?.startsWith(`p:${this.#instance}:`));
-    for (const key of keys) this.#seen.delete(key);
-    if (owned.length === 0) return;
-    try {
-      await this.#redis.del(...owned.map((key) => this.#prefix + key));
-    } catch (error) {
-      throw new ClaimStoreUnavailableError(this.name, { cause: withoutCommand(error) });
+    if (owned.length > 0) {
+      try {
+        await this.#redis.del(...owned.map((key) => this.#prefix + key));
+      } catch (error) {
+        // Keep what was seen, so that the caller's retry of the release still knows the claims.
+        throw new ClaimStoreUnavailableError(this.name, { cause: withoutCommand(error) });
+      }
     }
+    for (const key of keys) this.#seen.delete(key);
   }
 
   /** Sends queued confirmations now (shutdown, tests). */
