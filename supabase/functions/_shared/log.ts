@@ -19,6 +19,8 @@ export function maskNumbers(text: string): string {
 
 /** A minimal structured logger. */
 export interface Logger {
+  /** Whether lines of this level are written (to skip building fields nobody will read). */
+  enabled(level: LogLevel): boolean;
   debug(message: string, fields?: Record<string, unknown>): void;
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
@@ -57,6 +59,7 @@ export function createLogger(level: LogLevel = "info", base: Record<string, unkn
     else console.log(text);
   };
   return {
+    enabled: (lineLevel) => LEVELS[lineLevel] >= threshold,
     debug: (message, fields) => write("debug", message, fields),
     info: (message, fields) => write("info", message, fields),
     warn: (message, fields) => write("warn", message, fields),
@@ -66,6 +69,7 @@ export function createLogger(level: LogLevel = "info", base: Record<string, unkn
 
 /** A logger that discards everything (for tests and benchmarks). */
 export const silentLogger: Logger = {
+  enabled: () => false,
   debug() {},
   info() {},
   warn() {},

@@ -131,14 +131,16 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
       })),
     };
     // Copies are the normal case and are only logged at debug level; changes and misses at info.
-    const log = body200.duplicate ? deps.logger.debug : deps.logger.info;
-    log("delivery processed", {
-      format: delivery.format,
-      auth: scheme,
-      events: results.length,
-      outcomes: results.map((r) => `${r.outcome}@${r.decidedBy}`).join(","),
-      ms: now() - receivedAt,
-    });
+    const level = body200.duplicate ? "debug" : "info";
+    if (deps.logger.enabled(level)) {
+      deps.logger[level]("delivery processed", {
+        format: delivery.format,
+        auth: scheme,
+        events: results.length,
+        outcomes: results.map((r) => `${r.outcome}@${r.decidedBy}`).join(","),
+        ms: now() - receivedAt,
+      });
+    }
     return jsonResponse(200, body200);
   }
 
