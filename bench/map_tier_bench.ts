@@ -5,7 +5,7 @@
  *
  * Run: `deno bench -A bench/map_tier_bench.ts` (or through `deno task bench`).
  */
-import { MemoryClaimStore } from "../supabase/functions/_shared/claims/memory_claim_store.ts";
+import { MemoryClaimStore } from "../supabase/functions/_shared/core/claims/memory_claim_store.ts";
 import { ScanMapDedup } from "./lib/baselines.ts";
 
 /** Live-key counts the benchmark measures at. */

@@ -5,13 +5,13 @@
  *
  * Run: `deno bench -A bench/normalize_bench.ts` (or through `deno task bench`).
  */
-import { dedupKey } from "../supabase/functions/_shared/dedup_key.ts";
+import { dedupKey } from "../supabase/functions/_shared/membership/dedup_key.ts";
 import {
   GenericPayloadSchema,
   parseGenericPayload,
-} from "../supabase/functions/_shared/formats/generic.ts";
-import type { RawMembershipChange } from "../supabase/functions/_shared/formats/delivery.ts";
-import { normalizeChanges } from "../supabase/functions/_shared/normalize.ts";
+} from "../supabase/functions/_shared/membership/formats/generic.ts";
+import type { RawMembershipChange } from "../supabase/functions/_shared/membership/formats/delivery.ts";
+import { normalizeChanges } from "../supabase/functions/_shared/membership/normalize.ts";
 
 const now = Date.now();
 const raw: RawMembershipChange = {

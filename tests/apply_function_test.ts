@@ -3,8 +3,8 @@
  * counted from a logical replication slot.
  */
 import assert from "node:assert/strict";
-import { PostgresMembershipRepository } from "../supabase/functions/_shared/db/postgres_membership_repository.ts";
-import type { MembershipEvent } from "../supabase/functions/_shared/membership_event.ts";
+import { PostgresMembershipRepository } from "../supabase/functions/_shared/membership/postgres_repository.ts";
+import type { MembershipEvent } from "../supabase/functions/_shared/membership/event.ts";
 import { databaseUrl, groupRows, sqlClient, uniqueGroup } from "./support/env.ts";
 import { RealtimeChangeFeed } from "./support/realtime_changes.ts";
 

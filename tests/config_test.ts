@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, parseConfig } from "../supabase/functions/_shared/config.ts";
+import { ConfigError, parseConfig } from "../supabase/functions/_shared/core/config.ts";
 
 const DB = { SUPABASE_DB_URL: "postgres://postgres@127.0.0.1:5432/postgres" };
 

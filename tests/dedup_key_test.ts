@@ -1,14 +1,15 @@
 import assert from "node:assert/strict";
-import { dedupKey, timeBucket } from "../supabase/functions/_shared/dedup_key.ts";
+import { timeBucket } from "../supabase/functions/_shared/core/copy_window.ts";
+import { dedupKey } from "../supabase/functions/_shared/membership/dedup_key.ts";
 import {
   InvalidTimestampError,
   MAX_EVENT_AGE_MS,
   MAX_FUTURE_SKEW_MS,
   parseTimestamp,
   resolveEventTime,
-} from "../supabase/functions/_shared/event_time.ts";
-import type { MembershipEvent } from "../supabase/functions/_shared/membership_event.ts";
-import { normalizeChanges } from "../supabase/functions/_shared/normalize.ts";
+} from "../supabase/functions/_shared/whatsapp/event_time.ts";
+import type { MembershipEvent } from "../supabase/functions/_shared/membership/event.ts";
+import { normalizeChanges } from "../supabase/functions/_shared/membership/normalize.ts";
 
 const WINDOW = 5000;
 const T = Date.UTC(2026, 10, 22, 5, 0, 0); // a bucket boundary: divisible by 5000

@@ -2,13 +2,13 @@
  * Format detection and parsing of each gateway's example payloads, down to normalised events.
  */
 import assert from "node:assert/strict";
-import { PayloadFormatError } from "../supabase/functions/_shared/formats/delivery.ts";
+import { PayloadFormatError } from "../supabase/functions/_shared/membership/formats/delivery.ts";
 import {
   FORMAT_NAMES,
   parseDelivery,
   UnknownFormatError,
-} from "../supabase/functions/_shared/formats/registry.ts";
-import { normalizeChanges } from "../supabase/functions/_shared/normalize.ts";
+} from "../supabase/functions/_shared/membership/formats/registry.ts";
+import { normalizeChanges } from "../supabase/functions/_shared/membership/normalize.ts";
 import {
   baileysObjects,
   baileysStrings,

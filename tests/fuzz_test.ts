@@ -4,9 +4,9 @@
  * truncated JSON never writes.
  */
 import assert from "node:assert/strict";
-import { parseConfig } from "../supabase/functions/_shared/config.ts";
-import { silentLogger } from "../supabase/functions/_shared/log.ts";
-import { parseDelivery } from "../supabase/functions/_shared/formats/registry.ts";
+import { parseConfig } from "../supabase/functions/_shared/core/config.ts";
+import { silentLogger } from "../supabase/functions/_shared/core/log.ts";
+import { parseDelivery } from "../supabase/functions/_shared/membership/formats/registry.ts";
 import { createMembershipWebhookFromConfig } from "../supabase/functions/whatsapp-membership-webhook/handler.ts";
 import { databaseUrl, sqlClient } from "./support/env.ts";
 import { SECRETS, signedHeaders } from "./support/signing.ts";

@@ -3,7 +3,7 @@ import {
   InvalidIdentityError,
   normalizeGroupJid,
   normalizeParticipant,
-} from "../supabase/functions/_shared/identity.ts";
+} from "../supabase/functions/_shared/whatsapp/identity.ts";
 
 const PHONE = "+919963064165";
 

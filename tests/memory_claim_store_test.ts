@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { MemoryClaimStore } from "../supabase/functions/_shared/claims/memory_claim_store.ts";
+import { MemoryClaimStore } from "../supabase/functions/_shared/core/claims/memory_claim_store.ts";
 
 function clock(start = 1_000_000) {
   let now = start;

@@ -3,10 +3,10 @@
  * function through `rpc`, against the real database.
  */
 import assert from "node:assert/strict";
-import { parseConfig } from "../supabase/functions/_shared/config.ts";
-import { DatabaseUnavailableError } from "../supabase/functions/_shared/db/membership_repository.ts";
-import { SupabaseRpcMembershipRepository } from "../supabase/functions/_shared/db/supabase_rpc_membership_repository.ts";
-import { silentLogger } from "../supabase/functions/_shared/log.ts";
+import { parseConfig } from "../supabase/functions/_shared/core/config.ts";
+import { DatabaseUnavailableError } from "../supabase/functions/_shared/membership/repository.ts";
+import { SupabaseRpcMembershipRepository } from "../supabase/functions/_shared/membership/supabase_rpc_repository.ts";
+import { silentLogger } from "../supabase/functions/_shared/core/log.ts";
 import { createMembershipWebhookFromConfig } from "../supabase/functions/whatsapp-membership-webhook/handler.ts";
 import { freePort } from "../scripts/lib/ports.ts";
 import {

@@ -4,8 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { createClient } from "@redis/client";
-import { ClaimStoreUnavailableError } from "../supabase/functions/_shared/claims/claim_store.ts";
-import { UpstashClaimStore } from "../supabase/functions/_shared/claims/upstash_claim_store.ts";
+import { ClaimStoreUnavailableError } from "../supabase/functions/_shared/core/claims/claim_store.ts";
+import { UpstashClaimStore } from "../supabase/functions/_shared/core/claims/upstash_claim_store.ts";
 import { freePort } from "../scripts/lib/ports.ts";
 import { startUpstashRestServer } from "../scripts/lib/upstash_rest_server.ts";
 import { redisUrl } from "./support/env.ts";

@@ -7,7 +7,7 @@ import {
   signBody,
   UnauthorizedError,
   WebhookAuthenticator,
-} from "../supabase/functions/_shared/webhook_auth.ts";
+} from "../supabase/functions/_shared/core/webhook_auth.ts";
 import { evolutionJwt, type Scheme, SECRETS, signedHeaders } from "./support/signing.ts";
 
 const ALL = new WebhookAuthenticator({

@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { createClient } from "@redis/client";
-import { parseConfig } from "../supabase/functions/_shared/config.ts";
-import { createLogger, silentLogger } from "../supabase/functions/_shared/log.ts";
-import { signBody } from "../supabase/functions/_shared/webhook_auth.ts";
+import { parseConfig } from "../supabase/functions/_shared/core/config.ts";
+import { createLogger, silentLogger } from "../supabase/functions/_shared/core/log.ts";
+import { signBody } from "../supabase/functions/_shared/core/webhook_auth.ts";
 import {
   createMembershipWebhookFromConfig,
   membershipWebhookFromEnv,

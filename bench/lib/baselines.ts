@@ -15,15 +15,15 @@
  */
 import postgres from "postgres";
 import { Redis } from "@upstash/redis";
-import { MAX_BODY_BYTES } from "../../supabase/functions/_shared/config.ts";
+import { MAX_BODY_BYTES } from "../../supabase/functions/_shared/core/config.ts";
 import {
   GenericPayloadSchema,
   parseGenericPayload,
-} from "../../supabase/functions/_shared/formats/generic.ts";
-import { readBodyLimited } from "../../supabase/functions/_shared/http.ts";
-import { normalizeChanges } from "../../supabase/functions/_shared/normalize.ts";
-import type { MembershipEvent } from "../../supabase/functions/_shared/membership_event.ts";
-import { WebhookAuthenticator } from "../../supabase/functions/_shared/webhook_auth.ts";
+} from "../../supabase/functions/_shared/membership/formats/generic.ts";
+import { readBodyLimited } from "../../supabase/functions/_shared/core/http.ts";
+import { normalizeChanges } from "../../supabase/functions/_shared/membership/normalize.ts";
+import type { MembershipEvent } from "../../supabase/functions/_shared/membership/event.ts";
+import { WebhookAuthenticator } from "../../supabase/functions/_shared/core/webhook_auth.ts";
 
 /** The baseline strategies. */
 export const BASELINES = ["noDedup", "mapBucket", "redisCheckThenSet"] as const;

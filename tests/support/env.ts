@@ -2,7 +2,7 @@
  * The servers `deno task test` started, and small helpers shared by the tests.
  */
 import postgres from "postgres";
-import { signBody } from "../../supabase/functions/_shared/webhook_auth.ts";
+import { signBody } from "../../supabase/functions/_shared/core/webhook_auth.ts";
 import { SECRETS } from "./signing.ts";
 
 /** Connection string of the test PostgreSQL (migrations applied). */

@@ -3,7 +3,7 @@
  */
 import { SignJWT } from "jose";
 import { Webhook as StandardWebhook } from "standardwebhooks";
-import { signBody } from "../../supabase/functions/_shared/webhook_auth.ts";
+import { signBody } from "../../supabase/functions/_shared/core/webhook_auth.ts";
 
 /** Secrets of every scheme, as the test instances are configured. */
 export const SECRETS = {

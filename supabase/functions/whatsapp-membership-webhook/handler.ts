@@ -7,18 +7,27 @@
  * `createMembershipWebhook` takes its dependencies, so tests and the benchmark build it directly;
  * `membershipWebhookFromEnv` builds them once from environment variables for `index.ts`.
  */
-import { ConfigError, MAX_BODY_BYTES, parseConfig, type WebhookConfig } from "../_shared/config.ts";
-import { MemoryClaimStore } from "../_shared/claims/memory_claim_store.ts";
-import { UpstashClaimStore } from "../_shared/claims/upstash_claim_store.ts";
+import {
+  ConfigError,
+  MAX_BODY_BYTES,
+  parseConfig,
+  type WebhookConfig,
+} from "../_shared/core/config.ts";
+import { MemoryClaimStore } from "../_shared/core/claims/memory_claim_store.ts";
+import { UpstashClaimStore } from "../_shared/core/claims/upstash_claim_store.ts";
 import {
   DatabaseUnavailableError,
   type MembershipRepository,
-} from "../_shared/db/membership_repository.ts";
-import { PostgresMembershipRepository } from "../_shared/db/postgres_membership_repository.ts";
-import { SupabaseRpcMembershipRepository } from "../_shared/db/supabase_rpc_membership_repository.ts";
-import { ExactlyOnceProcessor } from "../_shared/exactly_once.ts";
-import { PayloadFormatError } from "../_shared/formats/delivery.ts";
-import { FORMAT_NAMES, parseDelivery, UnknownFormatError } from "../_shared/formats/registry.ts";
+} from "../_shared/membership/repository.ts";
+import { PostgresMembershipRepository } from "../_shared/membership/postgres_repository.ts";
+import { SupabaseRpcMembershipRepository } from "../_shared/membership/supabase_rpc_repository.ts";
+import { ExactlyOnceProcessor } from "../_shared/core/exactly_once.ts";
+import { PayloadFormatError } from "../_shared/membership/formats/delivery.ts";
+import {
+  FORMAT_NAMES,
+  parseDelivery,
+  UnknownFormatError,
+} from "../_shared/membership/formats/registry.ts";
 import {
   errorResponse,
   HttpError,
@@ -27,16 +36,16 @@ import {
   MalformedJsonError,
   MethodNotAllowedError,
   readBodyLimited,
-} from "../_shared/http.ts";
-import { createLogger, type Logger, maskIdentity } from "../_shared/log.ts";
-import { NormalizationError, normalizeChanges } from "../_shared/normalize.ts";
+} from "../_shared/core/http.ts";
+import { createLogger, type Logger, maskIdentity } from "../_shared/core/log.ts";
+import { NormalizationError, normalizeChanges } from "../_shared/membership/normalize.ts";
 import {
   type AuthScheme,
   hasAnySecret,
   UnauthorizedError,
   WebhookAuthenticator,
   type WebhookSecrets,
-} from "../_shared/webhook_auth.ts";
+} from "../_shared/core/webhook_auth.ts";
 
 /** The function's name, and the last path segment of its URL. */
 export const FUNCTION_NAME = "whatsapp-membership-webhook";

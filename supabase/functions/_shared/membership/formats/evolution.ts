@@ -15,7 +15,7 @@
  * Evolution signs nothing: configure its webhook headers with `Authorization: Bearer <secret>`.
  */
 import { z } from "zod";
-import { isLid, normalizeParticipant } from "../identity.ts";
+import { isLid, normalizeParticipant } from "../../whatsapp/identity.ts";
 import { BaileysUpdateSchema, changesFromBaileysUpdate, parseWith } from "./baileys.ts";
 import { isObject, type WebhookFormat } from "./delivery.ts";
 

@@ -17,10 +17,10 @@
  */
 import type { ClaimStore } from "./claims/claim_store.ts";
 import type { MemoryClaimStore } from "./claims/memory_claim_store.ts";
-import { dedupKey } from "./dedup_key.ts";
-import type { MembershipRepository } from "./db/membership_repository.ts";
+import { dedupKey } from "../membership/dedup_key.ts";
+import type { MembershipRepository } from "../membership/repository.ts";
 import type { Logger } from "./log.ts";
-import type { EventOutcome, MembershipEvent } from "./membership_event.ts";
+import type { EventOutcome, MembershipEvent } from "../membership/event.ts";
 
 /** The result of one event of a webhook. */
 export interface EventResult {

@@ -3,7 +3,7 @@
  * the reason a valid delivery is ignored. Normalisation into keys happens after parsing, the same
  * way for every format.
  */
-import type { MembershipAction } from "../membership_event.ts";
+import type { MembershipAction } from "../event.ts";
 
 /** One membership change as the payload states it. */
 export interface RawMembershipChange {

@@ -17,7 +17,7 @@
  */
 import { z } from "zod";
 import { timestampField } from "./fields.ts";
-import { InvalidIdentityError, normalizeCloudApiGroupId } from "../identity.ts";
+import { InvalidIdentityError, normalizeCloudApiGroupId } from "../../whatsapp/identity.ts";
 import { parseWith } from "./baileys.ts";
 import {
   isObject,

@@ -13,7 +13,7 @@
  */
 import { z } from "zod";
 import { jidField } from "./fields.ts";
-import type { MembershipAction } from "../membership_event.ts";
+import type { MembershipAction } from "../event.ts";
 import {
   isObject,
   MAX_PARTICIPANTS,

@@ -13,7 +13,7 @@
  */
 import { z } from "zod";
 import { jidField, timestampField } from "./fields.ts";
-import type { MembershipAction } from "../membership_event.ts";
+import type { MembershipAction } from "../event.ts";
 import { parseWith } from "./baileys.ts";
 import {
   isObject,

@@ -16,7 +16,7 @@
  * if the instance stops first, copies on other instances ask the database, which is safe.
  */
 import { Redis } from "@upstash/redis";
-import { isCopy } from "../dedup_key.ts";
+import { isCopy } from "../copy_window.ts";
 import {
   type ClaimRequest,
   type ClaimResult,

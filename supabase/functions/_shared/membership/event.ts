@@ -1,8 +1,8 @@
 /**
  * The normalised membership event: what every gateway format is parsed into.
  */
-import type { ParticipantId } from "./identity.ts";
-import type { EventTimeSource } from "./event_time.ts";
+import type { ParticipantId } from "../whatsapp/identity.ts";
+import type { EventTimeSource } from "../whatsapp/event_time.ts";
 
 /** Membership changes the webhook applies. */
 export const MEMBERSHIP_ACTIONS = ["join", "leave", "promote", "demote"] as const;

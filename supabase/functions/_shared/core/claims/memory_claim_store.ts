@@ -11,7 +11,7 @@
  * gateway sessions send together, or retries carrying the same source timestamp. A later event
  * with the same key (a rejoin whose leave went to another instance) goes on to the shared tiers.
  */
-import { isCopy } from "../dedup_key.ts";
+import { isCopy } from "../copy_window.ts";
 import type { ClaimRequest, ClaimResult, ClaimStore } from "./claim_store.ts";
 
 /** Options of {@link MemoryClaimStore}. */

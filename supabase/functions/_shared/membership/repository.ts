@@ -5,7 +5,7 @@
  * one round trip and writes a row only when the state really changes and the event is not older
  * than the last one applied. Every implementation calls that same function.
  */
-import type { EventOutcome, MembershipEvent } from "../membership_event.ts";
+import type { EventOutcome, MembershipEvent } from "./event.ts";
 
 /** The SQL function every repository calls. */
 export const APPLY_FUNCTION = "apply_whatsapp_membership_events";

@@ -2,7 +2,7 @@
  * Database tier over a direct connection (`SUPABASE_DB_URL`) with postgres.js.
  */
 import postgres from "postgres";
-import type { MembershipEvent } from "../membership_event.ts";
+import type { MembershipEvent } from "./event.ts";
 import {
   type AppliedEvent,
   type ApplyResultRow,
@@ -11,7 +11,7 @@ import {
   type MembershipRepository,
   outcomesFromRows,
   toApplyRows,
-} from "./membership_repository.ts";
+} from "./repository.ts";
 
 /** Options of {@link PostgresMembershipRepository}. */
 export interface PostgresRepositoryOptions {

@@ -3,7 +3,7 @@
  * deployments without `SUPABASE_DB_URL`. Calls the same SQL function as the postgres.js tier.
  */
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
-import type { MembershipEvent } from "../membership_event.ts";
+import type { MembershipEvent } from "./event.ts";
 import {
   type AppliedEvent,
   APPLY_FUNCTION,
@@ -12,7 +12,7 @@ import {
   type MembershipRepository,
   outcomesFromRows,
   toApplyRows,
-} from "./membership_repository.ts";
+} from "./repository.ts";
 
 /** Options of {@link SupabaseRpcMembershipRepository}. */
 export interface SupabaseRpcRepositoryOptions {

@@ -9,7 +9,7 @@
  * The participant may be given as `phone_number`, `participant` or `participants[]`.
  */
 import { z } from "zod";
-import { MEMBERSHIP_ACTIONS, type MembershipAction } from "../membership_event.ts";
+import { MEMBERSHIP_ACTIONS, type MembershipAction } from "../event.ts";
 import { parseWith } from "./baileys.ts";
 import {
   isObject,

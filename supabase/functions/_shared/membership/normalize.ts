@@ -2,10 +2,10 @@
  * Normalisation of parsed changes into {@link MembershipEvent}s: canonical group JID and
  * participant, and the event time. Every problem is reported with its path, all at once.
  */
-import { resolveEventTime } from "./event_time.ts";
+import { resolveEventTime } from "../whatsapp/event_time.ts";
 import type { RawMembershipChange } from "./formats/delivery.ts";
-import { isLid, normalizeGroupJid, normalizeParticipant } from "./identity.ts";
-import type { MembershipEvent } from "./membership_event.ts";
+import { isLid, normalizeGroupJid, normalizeParticipant } from "../whatsapp/identity.ts";
+import type { MembershipEvent } from "./event.ts";
 
 /** One problem found while normalising, with the payload path it concerns. */
 export interface NormalizationIssue {
