@@ -83,3 +83,26 @@ Deno.test("memory tier: release lets the next delivery claim again", async () =>
   await store.release(["a"]);
   assert.deepEqual(await store.claim([{ key: "a", at: 0 }]), ["claimed"]);
 });
+
+Deno.test("memory tier: a rejoin is never a copy of the join before the leave (subjects)", () => {
+  const store = new MemoryClaimStore({ maxKeys: 10, ttlMs: 60_000, burstMs: 1_000 });
+  const subject = "g|+15550001";
+  assert.equal(store.claimOne("join|b0", 100, subject, "join"), true);
+  assert.equal(store.claimOne("join|b0", 103, subject, "join"), false, "copy");
+  assert.equal(store.claimOne("leave|b0", 300, subject, "leave"), true);
+  assert.equal(store.claimOne("join|b0", 500, subject, "join"), true, "rejoin after the leave");
+  assert.equal(store.claimOne("join|b0", 502, subject, "join"), false, "copy of the rejoin");
+  assert.equal(store.claimOne("leave|b0", 301, subject, "leave"), false, "late copy of the leave");
+});
+
+Deno.test("memory tier: a subject forgotten at the bound never makes a held claim a copy", () => {
+  const store = new MemoryClaimStore({ maxKeys: 2, ttlMs: 60_000, burstMs: 1_000 });
+  assert.equal(store.claimOne("join|x1", 100, "x", "join"), true);
+  assert.equal(store.claimOne("join|y", 100, "y", "join"), true);
+  assert.equal(store.claimOne("join|x2", 100, "x", "join"), true); // evicts the claim join|x1
+  assert.equal(store.claimOne("join|z", 100, "z", "join"), true); // evicts join|y and subject x
+  assert.equal(store.has("join|x2"), true);
+  // The claim is still held but what happened to x since is unknown: not a copy.
+  assert.equal(store.claimOne("join|x2", 101, "x", "join"), true);
+  assert.equal(store.claimOne("join|x2", 102, "x", "join"), false, "known again from here on");
+});

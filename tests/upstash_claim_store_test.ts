@@ -57,25 +57,72 @@ Deno.test("redis tier: only a confirmed claim within the copy window is 'held'",
   try {
     await t.store.claim([{ key: "a", at: 10_000 }, { key: "b", at: 10_000 }]);
     assert.deepEqual(await t.store.claim([{ key: "a", at: 10_000 }]), ["in-flight"]);
-    t.store.confirm([{ key: "a", at: 10_000 }]);
-    // The confirmation rides along with the next pipeline: still one round trip.
+    // Confirmed as soon as the database has it (after the response, through waitUntil).
+    await t.store.confirm([{ key: "a", at: 10_000 }]);
     const before = t.endpoint.stats.requests;
     assert.deepEqual(
       await t.store.claim([{ key: "a", at: 10_400 }, { key: "c", at: 10_000 }]),
       ["held", "claimed"],
     );
-    assert.equal(t.endpoint.stats.requests - before, 1);
+    assert.equal(t.endpoint.stats.requests - before, 1, "one round trip");
     assert.equal(await t.redis.sendCommand(["GET", `${t.prefix}:a`]), "d:10000");
     // Same key, but an event time outside the copy window (a real rejoin in the same bucket):
     // the database decides.
     assert.deepEqual(await t.store.claim([{ key: "a", at: 12_000 }]), ["in-flight"]);
-    // A claim left by an instance that died before confirming never reads as a duplicate.
+  } finally {
+    await t.close();
+  }
+});
+
+Deno.test("redis tier: a copy waits for another instance's claim, never trusts an unconfirmed one", async () => {
+  const t = await setup();
+  const other = new UpstashClaimStore({
+    url: t.endpoint.url,
+    token: TOKEN,
+    ttlMs: 60_000,
+    timeoutMs: 300,
+    keyPrefix: t.prefix,
+    inFlightWaitMs: 300,
+  });
+  try {
+    // Instance A claims; B's copy arrives while A applies, and A confirms 50 ms later.
+    assert.deepEqual(await t.store.claim([{ key: "k", at: 5_000 }]), ["claimed"]);
+    setTimeout(() => t.store.confirm([{ key: "k", at: 5_000 }]), 50);
+    assert.deepEqual(await other.claim([{ key: "k", at: 5_002 }]), ["held"]);
+    assert.equal(other.waits.confirmedInTime, 1);
+    // A claim left by an instance that died before confirming: after the wait, the database
+    // decides (never "held").
     await t.redis.sendCommand(["SET", `${t.prefix}:dead`, "p:gone:1", "PX", "60000"]);
-    assert.deepEqual(await t.store.claim([{ key: "dead", at: 0 }]), ["in-flight"]);
+    assert.deepEqual(await other.claim([{ key: "dead", at: 0 }]), ["in-flight"]);
     // After the database had it, this instance confirms it for the others.
-    t.store.confirm([{ key: "dead", at: 0 }]);
-    await t.store.close();
+    await other.confirm([{ key: "dead", at: 0 }]);
     assert.equal(await t.redis.sendCommand(["GET", `${t.prefix}:dead`]), "d:0");
+    // A claim released after a failed apply: the waiting copy goes to the database.
+    assert.deepEqual(await t.store.claim([{ key: "failed", at: 0 }]), ["claimed"]);
+    setTimeout(() => t.store.release(["failed"]), 30);
+    assert.deepEqual(await other.claim([{ key: "failed", at: 0 }]), ["in-flight"]);
+  } finally {
+    await other.close();
+    await t.close();
+  }
+});
+
+Deno.test("redis tier: a rejoin is never a copy of the join before the leave (subjects)", async () => {
+  const t = await setup();
+  const person = { subject: "g|+15550001" };
+  const ev = (key: string, action: string, at: number) => ({ key, at, action, ...person });
+  try {
+    assert.deepEqual(await t.store.claim([ev("join|b0", "join", 100)]), ["claimed"]);
+    await t.store.confirm([ev("join|b0", "join", 100)]);
+    assert.deepEqual(await t.store.claim([ev("join|b0", "join", 103)]), ["held"]);
+    assert.deepEqual(await t.store.claim([ev("leave|b0", "leave", 300)]), ["claimed"]);
+    await t.store.confirm([ev("leave|b0", "leave", 300)]);
+    // join at 500: within the copy window of the join at 100, but the leave lies between.
+    assert.deepEqual(await t.store.claim([ev("join|b0", "join", 500)]), ["in-flight"]);
+    await t.store.confirm([ev("join|b0", "join", 500)]);
+    // Its copy, and a late copy of the first join, are copies.
+    assert.deepEqual(await t.store.claim([ev("join|b0", "join", 504)]), ["held"]);
+    assert.deepEqual(await t.store.claim([ev("leave|b0", "leave", 302)]), ["held"]);
   } finally {
     await t.close();
   }
@@ -87,8 +134,7 @@ Deno.test("redis tier: a confirmation never overwrites a value it did not see", 
     await t.store.claim([{ key: "join", at: 0 }]);
     // Meanwhile the claim expired and another delivery claimed the key.
     await t.redis.sendCommand(["SET", `${t.prefix}:join`, "p:other:7", "PX", "60000"]);
-    t.store.confirm([{ key: "join", at: 0 }]);
-    await t.store.close();
+    await t.store.confirm([{ key: "join", at: 0 }]);
     assert.equal(await t.redis.sendCommand(["GET", `${t.prefix}:join`]), "p:other:7");
   } finally {
     await t.close();

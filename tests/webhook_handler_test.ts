@@ -317,6 +317,141 @@ Deno.test("several participants: each is deduped on its own; phones are masked",
   }
 });
 
+Deno.test("one invalid participant among valid ones: the valid ones apply, the bad one is reported", async () => {
+  const { handler, close } = build();
+  const sql = sqlClient();
+  const feed = await RealtimeChangeFeed.open(sql);
+  const group = uniqueGroup();
+  try {
+    const result = await call(
+      handler,
+      await signedRequest({
+        event: "join",
+        groupJid: group,
+        participants: ["919963064165@s.whatsapp.net", "12", { id: 5 }, "14155552671@c.us"],
+        timestamp: Math.floor(Date.now() / 1000),
+      }),
+    );
+    assert.equal(result.status, 200);
+    assert.deepEqual(result.body.results.map((r: { outcome: string }) => r.outcome), [
+      "applied",
+      "rejected",
+      "rejected",
+      "applied",
+    ]);
+    assert.equal(result.body.results[1].path, "participants.1");
+    assert.match(result.body.results[1].reason, /digits/);
+    assert.deepEqual((await groupRows(sql, group)).map((r) => r.phone), [
+      "+14155552671",
+      "+919963064165",
+    ]);
+    assert.equal((await feed.changes(group)).length, 2);
+    assert.equal(await memorySize(handler), 2, "no claim for the rejected ones");
+  } finally {
+    await feed.close();
+    await sql.end();
+    await close();
+  }
+});
+
+Deno.test("fields the function ignores never refuse a delivery (WAHA me, session, metadata)", async () => {
+  const wahaKey = "waha-hmac-key-for-tests";
+  const { handler, close } = build({ WAHA_HMAC_KEY: wahaKey });
+  const sql = sqlClient();
+  const group = uniqueGroup();
+  try {
+    const odd = [
+      { id: "default1@c.us" },
+      { id: "212345678901234@lid" },
+      { id: 5 },
+      "me",
+      null,
+    ];
+    for (const [n, me] of odd.entries()) {
+      const payload = {
+        id: `evt_${n}`,
+        timestamp: Date.now(),
+        event: "group.v2.participants",
+        session: n % 2 ? { name: "s" } : 42,
+        me,
+        metadata: [1, 2, 3],
+        environment: "weird",
+        engine: "GOWS",
+        payload: {
+          group: { id: group },
+          type: n % 2 ? "leave" : "join",
+          timestamp: Date.now() - 60_000 + n * 5_000,
+          participants: [{ id: "919963064165@c.us", role: "participant", extra: { any: true } }],
+        },
+      };
+      const body = JSON.stringify(payload);
+      const result = await call(
+        handler,
+        new Request(URL_, {
+          method: "POST",
+          body,
+          headers: {
+            "x-webhook-hmac": signBody(wahaKey, body, "sha512"),
+            "x-webhook-hmac-algorithm": "sha512",
+          },
+        }),
+      );
+      assert.equal(result.status, 200, `me=${JSON.stringify(me)}: ${JSON.stringify(result.body)}`);
+      assert.equal(result.body.results[0].outcome, "applied");
+    }
+    const generic = await call(
+      handler,
+      await signedRequest({ ...join(group), sessionId: { nested: [1] }, instance: 7 }),
+    );
+    assert.equal(generic.status, 200);
+    assert.equal((await groupRows(sql, group))[0].status, "member");
+  } finally {
+    await sql.end();
+    await close();
+  }
+});
+
+Deno.test("join → leave → join 200 ms apart, two sessions to two instances → member, 3 changes", async () => {
+  for (const redis of [false, true]) {
+    const endpoint = redis
+      ? await startUpstashRestServer({ redisUrl: redisUrl(), token: "tok" })
+      : undefined;
+    const env: Record<string, string> = endpoint
+      ? {
+        UPSTASH_REDIS_REST_URL: endpoint.url,
+        UPSTASH_REDIS_REST_TOKEN: "tok",
+        DEDUP_KEY_PREFIX: `t${crypto.randomUUID().slice(0, 8)}`,
+      }
+      : {};
+    const a = build(env);
+    const b = build(env);
+    const sql = sqlClient();
+    const feed = await RealtimeChangeFeed.open(sql);
+    const group = uniqueGroup();
+    // Millisecond timestamps 200 ms apart, all inside one 5 s bucket and one copy window.
+    const start = Math.floor((Date.now() - 60_000) / 5_000) * 5_000 + 100;
+    try {
+      for (const [n, event] of ["join", "leave", "join"].entries()) {
+        const payload = join(group, { event, timestamp: String(start + 200 * n) });
+        const [r1, r2] = await Promise.all([
+          call(a.handler, await signedRequest({ ...payload, sessionId: "s1" })),
+          call(b.handler, await signedRequest({ ...payload, sessionId: "s2" })),
+        ]);
+        assert.equal(r1.status, 200);
+        assert.equal(r2.status, 200);
+      }
+      assert.equal((await groupRows(sql, group))[0].status, "member", `redis=${redis}`);
+      assert.equal((await feed.changes(group)).length, 3, `redis=${redis}`);
+    } finally {
+      await feed.close();
+      await sql.end();
+      await a.close();
+      await b.close();
+      await endpoint?.close();
+    }
+  }
+});
+
 Deno.test("one webhook with join, leave and join of one person applies all three", async () => {
   const metaSecret = "meta-app-secret-for-tests";
   const { handler, close } = build({ META_APP_SECRET: metaSecret });
@@ -400,7 +535,9 @@ Deno.test("database outage: 503, claims released, the retry is applied exactly o
     assert.equal(down.body.error, "database_unavailable");
     assert.equal(down.headers.get("retry-after"), "5");
     assert.equal(await memorySize(handler), 0, "memory claim released");
-    assert.deepEqual(await redis.sendCommand(["KEYS", `${prefix}:*`]), [], "redis claim released");
+    // Only the person's action times stay (they can only send a later copy to the database).
+    const left = (await redis.sendCommand(["KEYS", `${prefix}:*`])) as string[];
+    assert.deepEqual(left.filter((key) => !key.startsWith(`${prefix}:s:`)), [], "claim released");
     assert.deepEqual(await groupRows(sql, group), []);
 
     forwarder.start();
@@ -442,9 +579,10 @@ Deno.test("a Redis claim left by an instance that died never swallows the retry"
     await redis.sendCommand(["SET", key, "p:dead-instance:1", "PX", "600000"]);
     const retry = await call(survivor.handler, await signedRequest(join(group, { timestamp: ts })));
     assert.equal(retry.body.results[0].outcome, "applied");
-    // Copies after that go to the database too (the claim is not ours to confirm): no change.
+    // The survivor's confirmation replaced the dead claim: copies after that are answered by
+    // Redis, without the database.
     const copy = await call(other.handler, await signedRequest(join(group, { timestamp: ts })));
-    assert.equal(copy.body.results[0].outcome, "unchanged");
+    assert.equal(copy.body.results[0].outcome, "duplicate");
     assert.equal((await feed.changes(group)).length, 1);
   } finally {
     redis.destroy();
@@ -472,9 +610,12 @@ Deno.test("confirmed claims answer copies on other instances without the databas
       (await call(first.handler, await signedRequest(payload))).body.results[0].outcome,
       "applied",
     );
-    await first.close(); // sends the queued confirmation
+    // Right after the first copy's response: the confirmation goes out after it (waitUntil), and
+    // a copy that finds the claim still in flight waits for it. "duplicate" is only ever answered
+    // by a cache: this copy cost no database round trip.
     const copy = await call(second.handler, await signedRequest(payload));
     assert.equal(copy.body.results[0].outcome, "duplicate");
+    await first.close();
   } finally {
     await second.close();
     await endpoint.close();

@@ -110,8 +110,8 @@ grant select, insert, update, delete on public.whatsapp_lid_phones to service_ro
 -- each session's copy with its own clock, and gateways retry failed deliveries later. So:
 --
 -- * copies: an action within copy_window_ms of the last distinct event of the same action for the
---   same person is a copy of it, not a change (a person takes longer than the window, 1 s by
---   default, to leave and be added back);
+--   same person is a copy of it, not a change, unless a distinct event of another action of that
+--   person lies between them (join, leave, join 200 ms apart is three changes);
 -- * ordering: an event from an earlier second than the newest distinct event seen for the person
 --   is stale, even when that newest event changed nothing (a rejoin that found the person still a
 --   member because their leave had not been applied yet);
@@ -331,7 +331,15 @@ begin
       continue;
     end if;
 
-    if action_ref is not null and abs(event_ms - action_ref) < copy_window_ms then
+    if action_ref is not null and abs(event_ms - action_ref) < copy_window_ms
+      and not exists (
+        -- A distinct event of another action between the two (join, leave, join 200 ms apart)
+        -- makes this one a new event, not a copy.
+        select 1 from jsonb_each_text(clock_actions) as other(action, at_ms)
+        where other.action <> e.action
+          and other.at_ms::bigint > least(action_ref, event_ms)
+          and other.at_ms::bigint < greatest(action_ref, event_ms)
+      ) then
       -- A copy of an event already seen: nothing to do.
       outcome := 'unchanged';
       reference_ms := action_ref;

@@ -1,35 +1,27 @@
 /**
  * The whatsapp-membership-webhook handler. One webhook, top to bottom:
  *
- *   parse (method, size, signature, JSON, schema) → normalise (keys) → claim → apply →
- *   release on failure → respond.
+ *   parse (method, size, signature, JSON, format) → normalise each participant (keys) → claim →
+ *   apply → release on failure / confirm after the response → respond.
  *
  * `createMembershipWebhook` takes its dependencies, so tests and the benchmark build it directly;
  * `membershipWebhookFromEnv` builds them once from environment variables for `index.ts`.
  */
+import { MemoryClaimStore } from "../_shared/core/claims/memory_claim_store.ts";
+import { UpstashClaimStore } from "../_shared/core/claims/upstash_claim_store.ts";
 import {
   ConfigError,
   MAX_BODY_BYTES,
   parseConfig,
   type WebhookConfig,
 } from "../_shared/core/config.ts";
-import { MemoryClaimStore } from "../_shared/core/claims/memory_claim_store.ts";
-import { UpstashClaimStore } from "../_shared/core/claims/upstash_claim_store.ts";
 import {
-  DatabaseUnavailableError,
-  type MembershipRepository,
-} from "../_shared/membership/repository.ts";
-import { PostgresMembershipRepository } from "../_shared/membership/postgres_repository.ts";
-import { SupabaseRpcMembershipRepository } from "../_shared/membership/supabase_rpc_repository.ts";
+  type FetchHandler,
+  handlerFromEnv,
+  toErrorResponse,
+} from "../_shared/core/error_response.ts";
 import { ExactlyOnceProcessor } from "../_shared/core/exactly_once.ts";
-import { PayloadFormatError } from "../_shared/membership/formats/delivery.ts";
 import {
-  FORMAT_NAMES,
-  parseDelivery,
-  UnknownFormatError,
-} from "../_shared/membership/formats/registry.ts";
-import {
-  errorResponse,
   HttpError,
   InvalidPayloadError,
   jsonResponse,
@@ -38,26 +30,38 @@ import {
   readBodyLimited,
 } from "../_shared/core/http.ts";
 import { createLogger, type Logger, maskIdentity } from "../_shared/core/log.ts";
-import { NormalizationError, normalizeChanges } from "../_shared/membership/normalize.ts";
 import {
   type AuthScheme,
   hasAnySecret,
-  UnauthorizedError,
   WebhookAuthenticator,
   type WebhookSecrets,
 } from "../_shared/core/webhook_auth.ts";
+import { dedupKey } from "../_shared/membership/dedup_key.ts";
+import type { MembershipEvent } from "../_shared/membership/event.ts";
+import { PayloadFormatError } from "../_shared/membership/formats/delivery.ts";
+import {
+  FORMAT_NAMES,
+  parseDelivery,
+  UnknownFormatError,
+} from "../_shared/membership/formats/registry.ts";
+import { normalizeEach } from "../_shared/membership/normalize.ts";
+import { PostgresMembershipRepository } from "../_shared/membership/postgres_repository.ts";
+import type { AppliedEvent, MembershipRepository } from "../_shared/membership/repository.ts";
+import { SupabaseRpcMembershipRepository } from "../_shared/membership/supabase_rpc_repository.ts";
+
+export { type FetchHandler, toErrorResponse };
 
 /** The function's name, and the last path segment of its URL. */
 export const FUNCTION_NAME = "whatsapp-membership-webhook";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** A request handler, as `Deno.serve` and `export default { fetch }` take it. */
-export type FetchHandler = (request: Request) => Promise<Response>;
+/** The lifecycle of membership events. */
+export type MembershipProcessor = ExactlyOnceProcessor<MembershipEvent, AppliedEvent>;
 
 /** Dependencies of {@link createMembershipWebhook}. */
 export interface MembershipWebhookDeps {
-  processor: ExactlyOnceProcessor;
+  processor: MembershipProcessor;
   memory: MemoryClaimStore;
   /** Verifies deliveries; undefined only when unsigned webhooks are explicitly allowed. */
   authenticator?: WebhookAuthenticator;
@@ -67,21 +71,43 @@ export interface MembershipWebhookDeps {
   now?: () => number;
 }
 
+/** Builds the lifecycle of membership events over the given tiers. */
+export function createMembershipProcessor(options: {
+  memory: MemoryClaimStore;
+  shared?: UpstashClaimStore;
+  repository: MembershipRepository;
+  windowMs: number;
+  sharedCooldownMs: number;
+  logger: Logger;
+}): MembershipProcessor {
+  const { windowMs } = options;
+  return new ExactlyOnceProcessor<MembershipEvent, AppliedEvent>({
+    ...options,
+    // A person's events alternate (join, leave, join): the subject makes a rejoin never a copy.
+    claimOf: (event) => ({
+      key: dedupKey(event, windowMs),
+      at: event.at,
+      subject: `${event.groupJid}|${event.participant}`,
+      action: event.action,
+    }),
+  });
+}
+
+/** One entry of the response's `results`, in the order of the payload's participants. */
+type ResultEntry =
+  | { phone: string; event: string; outcome: string }
+  | { path: string; event: string; outcome: "rejected"; reason: string };
+
 /** Builds the handler from its dependencies. */
 export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandler {
   const now = deps.now ?? Date.now;
   const startedAt = now();
 
   async function handle(request: Request): Promise<Response> {
-    // Parse: method, size, signature, JSON, schema. Nothing is claimed or written before this passes.
-    if (request.method === "GET" && new URL(request.url).pathname.endsWith("/health")) {
-      return health();
-    }
+    // Parse: method, size, signature, JSON, format. Nothing is claimed or written before this.
+    if (request.method === "GET" && pathOf(request.url).endsWith("/health")) return health();
     if (request.method !== "POST") throw new MethodNotAllowedError(request.method);
     const receivedAt = now();
-    const forcedFormat = request.url.includes("?")
-      ? new URL(request.url).searchParams.get("format")
-      : null;
     const body = await readBodyLimited(request, MAX_BODY_BYTES);
     const scheme: AuthScheme = deps.authenticator
       ? await deps.authenticator.verify(request.headers, body)
@@ -94,7 +120,7 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
     }
     let delivery;
     try {
-      delivery = parseDelivery(json, forcedFormat);
+      delivery = parseDelivery(json, formatParam(request.url));
     } catch (error) {
       if (error instanceof UnknownFormatError) {
         throw new HttpError(400, "unknown_format", error.message, {
@@ -116,41 +142,60 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
       });
     }
 
-    // Normalise into composite keys' parts.
-    let events;
-    try {
-      events = normalizeChanges(delivery.changes, receivedAt, delivery.paths);
-    } catch (error) {
-      if (error instanceof NormalizationError) throw new InvalidPayloadError(error.issues);
-      throw error;
+    // Normalise each participant on its own: invalid ones are reported, valid ones go on.
+    const normalized = normalizeEach(delivery.changes, receivedAt, delivery.paths);
+    const events = normalized.flatMap((n) => (n.ok ? [n.event] : []));
+    if (events.length === 0) {
+      const issues = new Map<string, { path: string; message: string }>();
+      for (const n of normalized) {
+        if (!n.ok) { for (const i of n.issues) issues.set(`${i.path}\u0000${i.message}`, i); }
+      }
+      throw new InvalidPayloadError([...issues.values()]);
     }
 
-    // Claim → apply → release on failure.
+    // Claim → apply → release on failure / confirm after the response.
     const results = await deps.processor.process(events);
 
-    // Respond.
-    const body200 = {
-      success: true,
-      duplicate: results.every((r) => r.outcome === "duplicate"),
-      format: delivery.format,
-      results: results.map((r) => ({
-        phone: maskIdentity(r.participant ?? r.event.participant),
+    // Respond, in the payload's order.
+    const entries: ResultEntry[] = [];
+    let next = 0;
+    normalized.forEach((n, i) => {
+      if (!n.ok) {
+        entries.push({
+          path: delivery.changes[i].path,
+          event: delivery.changes[i].action,
+          outcome: "rejected",
+          reason: n.issues.map((issue) => issue.message).join("; "),
+        });
+        return;
+      }
+      const r = results[next++];
+      entries.push({
+        phone: maskIdentity(r.applied?.participant ?? r.event.participant),
         event: r.event.action,
         outcome: r.outcome,
-      })),
-    };
+      });
+    });
+    const duplicate = results.every((r) => r.outcome === "duplicate") &&
+      entries.length === results.length;
     // Copies are the normal case and are only logged at debug level; changes and misses at info.
-    const level = body200.duplicate ? "debug" : "info";
+    const level = duplicate ? "debug" : "info";
     if (deps.logger.enabled(level)) {
       deps.logger[level]("delivery processed", {
         format: delivery.format,
         auth: scheme,
         events: results.length,
+        rejected: entries.length - results.length,
         outcomes: results.map((r) => `${r.outcome}@${r.decidedBy}`).join(","),
         ms: now() - receivedAt,
       });
     }
-    return jsonResponse(200, body200);
+    return jsonResponse(200, {
+      success: true,
+      duplicate,
+      format: delivery.format,
+      results: entries,
+    });
   }
 
   function health(): Response {
@@ -177,39 +222,16 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
   };
 }
 
-/** Maps an error to its HTTP response: 4xx for what the sender did, 503 for outages. */
-export function toErrorResponse(error: unknown, logger: Logger): Response {
-  if (error instanceof HttpError) {
-    if (error.status >= 500) logger.error(error.message, { code: error.code });
-    else logger.info("delivery refused", { status: error.status, code: error.code });
-    return errorResponse(error);
-  }
-  if (error instanceof UnauthorizedError) {
-    logger.warn("delivery refused", { status: 401, reason: error.message });
-    return errorResponse(new HttpError(401, "unauthorized", error.message));
-  }
-  if (error instanceof DatabaseUnavailableError) {
-    const cause = error.cause instanceof Error ? error.cause.message : undefined;
-    logger.error("database unavailable; claims released, sender should retry", { cause });
-    return errorResponse(
-      new HttpError(503, "database_unavailable", "the database is unavailable; retry later", {
-        headers: { "retry-after": "5" },
-      }),
-    );
-  }
-  if (error instanceof ConfigError) {
-    logger.error("function is not configured", { problems: error.problems.join("; ") });
-    return errorResponse(
-      new HttpError(503, "not_configured", "the function is not configured", {
-        details: error.problems,
-        headers: { "retry-after": "60" },
-      }),
-    );
-  }
-  logger.error("unexpected error", {
-    error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-  });
-  return errorResponse(new HttpError(500, "internal_error", "unexpected error"));
+/** The path of a request URL, without parsing the whole URL. */
+function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  const end = url.indexOf("?");
+  return start === -1 ? "/" : url.slice(start, end === -1 ? undefined : end);
+}
+
+/** `?format=` of a request URL, or null; the URL is only parsed when it has a query. */
+function formatParam(url: string): string | null {
+  return url.includes("?") ? new URL(url).searchParams.get("format") : null;
 }
 
 /** Builds the repository the configuration asks for. */
@@ -255,10 +277,11 @@ export function createMembershipWebhookFromConfig(
       timeoutMs: config.redis.timeoutMs,
       keyPrefix: config.dedup.keyPrefix,
       copyWindowMs: config.dedup.copyWindowMs,
+      inFlightWaitMs: config.dedup.inFlightWaitMs,
     })
     : undefined;
   const repository = createRepository(config);
-  const processor = new ExactlyOnceProcessor({
+  const processor = createMembershipProcessor({
     memory,
     shared,
     repository,
@@ -285,27 +308,18 @@ export function createMembershipWebhookFromConfig(
   };
 }
 
-/**
- * The handler for `index.ts`: reads the environment once, on the first request. A configuration
- * error answers every request with 503 and names the variables to fix.
- */
+/** The handler for `index.ts`: reads the environment once, on the first request. */
 export function membershipWebhookFromEnv(
   env: () => Record<string, string | undefined> = () => Deno.env.toObject(),
 ): FetchHandler {
-  let built: FetchHandler | undefined;
   const level = env().LOG_LEVEL;
   const fallbackLogger = createLogger(
     level === "debug" || level === "warn" || level === "error" ? level : "info",
     { fn: FUNCTION_NAME },
   );
-  return (request: Request) => {
-    if (!built) {
-      try {
-        built = createMembershipWebhookFromConfig(parseConfig(env())).handler;
-      } catch (error) {
-        built = (_request: Request) => Promise.resolve(toErrorResponse(error, fallbackLogger));
-      }
-    }
-    return built(request);
-  };
+  return handlerFromEnv(
+    (values) => createMembershipWebhookFromConfig(parseConfig(values)).handler,
+    fallbackLogger,
+    env,
+  );
 }

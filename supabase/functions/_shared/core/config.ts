@@ -42,6 +42,7 @@ const EnvSchema = z
     DEDUP_MEMORY_MAX_KEYS: positiveInt(10_000, 10_000_000),
     DEDUP_COPY_WINDOW_MS: positiveInt(1_000, 60_000),
     DEDUP_KEY_PREFIX: z.string().min(1).max(64).default("wa-dedup"),
+    DEDUP_INFLIGHT_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(400),
     UPSTASH_REDIS_REST_URL: optionalText.pipe(z.url().optional()),
     UPSTASH_REDIS_REST_TOKEN: optionalText,
     REDIS_TIMEOUT_MS: positiveInt(300, 60_000),
@@ -106,6 +107,8 @@ export interface WebhookConfig {
     copyWindowMs: number;
     /** Prefix of every Redis key this project writes. */
     keyPrefix: string;
+    /** How long a copy waits for another instance's Redis claim to be confirmed. */
+    inFlightWaitMs: number;
   };
   /** The Upstash Redis tier, or undefined when it is not configured. */
   redis?: { url: string; token: string; timeoutMs: number; cooldownMs: number };
@@ -161,6 +164,7 @@ export function parseConfig(env: Record<string, string | undefined>): WebhookCon
       memoryMaxKeys: e.DEDUP_MEMORY_MAX_KEYS,
       copyWindowMs: e.DEDUP_COPY_WINDOW_MS,
       keyPrefix: e.DEDUP_KEY_PREFIX,
+      inFlightWaitMs: e.DEDUP_INFLIGHT_WAIT_MS,
     },
     redis: e.UPSTASH_REDIS_REST_URL && e.UPSTASH_REDIS_REST_TOKEN
       ? {

@@ -16,3 +16,27 @@ export function timeBucket(at: number, windowMs: number): number {
 export function isCopy(at: number, otherAt: number, copyWindowMs: number): boolean {
   return Math.abs(at - otherAt) < copyWindowMs;
 }
+
+/**
+ * Whether a delivery at `at` is a copy of the event at `heldAt` of the same action, given the
+ * latest known times of the subject's actions: within the copy window, and no distinct event of
+ * another action of the subject lies strictly between them (a leave between a join and a rejoin).
+ */
+export function isCopyOfHeld(
+  heldAt: number,
+  at: number,
+  copyWindowMs: number,
+  action?: string,
+  subjectTimes?: Readonly<Record<string, number>>,
+): boolean {
+  if (!isCopy(heldAt, at, copyWindowMs)) return false;
+  if (!subjectTimes || action === undefined) return true;
+  const low = Math.min(heldAt, at);
+  const high = Math.max(heldAt, at);
+  for (const other in subjectTimes) {
+    if (other === action) continue;
+    const t = subjectTimes[other];
+    if (t > low && t < high) return false;
+  }
+  return true;
+}

@@ -1,35 +1,68 @@
 /**
- * The claim → apply → release lifecycle that gives each real event exactly one effect.
+ * The claim → apply → release/confirm lifecycle that gives each real event exactly one effect,
+ * for any kind of event with a key and a time (group memberships, messages, statuses).
  *
- * 1. Copies of one event (inside the webhook or not) held by the per-instance memory tier are
- *    duplicates.
- * 2. The shared tier (Upstash Redis) is asked next, in one round trip for the whole webhook. Only a
- *    claim confirmed after the database had the event, for an event time within the copy window,
- *    counts as "duplicate"; anything else (a claim in flight, one left by an instance that died)
- *    sends the event on to the database. Errors and timeouts are never read as "duplicate": the
- *    webhook goes on to the database (fail-open), and the tier is skipped for a cool-down while it
- *    is degraded.
+ * 1. Copies held by the per-instance memory tier (inside this webhook or not) are duplicates.
+ * 2. The shared tier (Upstash Redis) is asked next, in one round trip for the whole webhook. Only
+ *    a claim confirmed after the database had the event, of which this delivery is a copy, counts
+ *    as "duplicate"; a claim another instance has in flight is waited for briefly; anything else
+ *    (a claim left by an instance that died) sends the event on to the database. Errors and
+ *    timeouts are never read as "duplicate": the webhook goes on to the database (fail-open), and
+ *    the tier is skipped for a cool-down while it is degraded.
  * 3. The database applies the remaining events in one round trip, writing only real changes; it
  *    recognises copies itself too, whatever order they arrive in.
  * 4. When applying fails, every claim taken in steps 1–2 is released, so the sender's retry is
- *    processed, and {@link DatabaseUnavailableError} reaches the caller. When it works, the shared
- *    claims are confirmed.
+ *    processed, and the repository's error reaches the caller. When it works, the shared claims are
+ *    confirmed after the response (`waitUntil`), so copies reaching other instances later cost no
+ *    database round trip.
  */
-import type { ClaimStore } from "./claims/claim_store.ts";
+import type { ClaimRequest, ClaimStore } from "./claims/claim_store.ts";
 import type { MemoryClaimStore } from "./claims/memory_claim_store.ts";
-import { dedupKey } from "../membership/dedup_key.ts";
-import type { MembershipRepository } from "../membership/repository.ts";
 import type { Logger } from "./log.ts";
-import type { EventOutcome, MembershipEvent } from "../membership/event.ts";
+import { waitUntil } from "./wait_until.ts";
+
+/** What the database did with one event. Function-specific outcomes extend these. */
+export type ApplyOutcome = "applied" | "unchanged" | "stale";
+
+/** What every outcome can be: the database's, or a cache's "duplicate". */
+export type EventOutcome = ApplyOutcome | "duplicate";
+
+/** One event's result from a repository. */
+export interface AppliedEvent {
+  outcome: ApplyOutcome;
+  /** Time of the distinct event the database matched this one to (its own, or the original's). */
+  referenceAt: number;
+}
+
+/** Applies a webhook's events in one database round trip; one result per event, in order. */
+export interface EventRepository<E, R extends AppliedEvent = AppliedEvent> {
+  /** Short name for the health response. */
+  readonly name: string;
+  /** Throws {@link DatabaseUnavailableError} when the database could not apply them. */
+  apply(events: readonly E[]): Promise<R[]>;
+  /** Closes connections. */
+  close(): Promise<void>;
+}
+
+/** Raised when the database is unreachable or fails: nothing was written, retry later (503). */
+export class DatabaseUnavailableError extends Error {
+  constructor(options?: ErrorOptions, message = "database is unavailable") {
+    super(message, options);
+    this.name = "DatabaseUnavailableError";
+  }
+}
+
+/** How the lifecycle identifies an event: its key, event time, and optional subject/action. */
+export type ClaimOf<E> = (event: E) => ClaimRequest;
 
 /** The result of one event of a webhook. */
-export interface EventResult {
-  event: MembershipEvent;
+export interface EventResult<E, R extends AppliedEvent = AppliedEvent> {
+  event: E;
   outcome: EventOutcome;
   /** The tier that decided: `memory`, `redis` or `database`. */
   decidedBy: "memory" | "redis" | "database";
-  /** The identity the database applied the event to (a LID resolved to its phone). */
-  participant?: string;
+  /** The repository's full result, when the database decided. */
+  applied?: R;
 }
 
 /** The state of the shared tier, as shown by the health response. */
@@ -43,12 +76,13 @@ export interface SharedTierHealth {
 }
 
 /** Options of {@link ExactlyOnceProcessor}. */
-export interface ExactlyOnceOptions {
+export interface ExactlyOnceOptions<E, R extends AppliedEvent> {
   memory: MemoryClaimStore;
   /** The shared claim store (Upstash Redis); undefined when not configured. */
   shared?: ClaimStore;
-  repository: MembershipRepository;
-  windowMs: number;
+  repository: EventRepository<E, R>;
+  /** The claim (key, time, subject) of an event. */
+  claimOf: ClaimOf<E>;
   /** After a shared-tier failure, skip the tier for this long (0: ask it every time). */
   sharedCooldownMs: number;
   logger: Logger;
@@ -56,33 +90,33 @@ export interface ExactlyOnceOptions {
 }
 
 /** Runs the tiers for the events of one webhook. */
-export class ExactlyOnceProcessor {
-  readonly #o: ExactlyOnceOptions;
+export class ExactlyOnceProcessor<E, R extends AppliedEvent = AppliedEvent> {
+  readonly #o: ExactlyOnceOptions<E, R>;
   readonly #now: () => number;
   #failures = 0;
   #lastError?: string;
   #lastFailureAt?: number;
   #skipUntil = 0;
 
-  constructor(options: ExactlyOnceOptions) {
+  constructor(options: ExactlyOnceOptions<E, R>) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
   }
 
   /**
-   * Processes the events of one webhook. Throws {@link DatabaseUnavailableError} (after releasing
-   * this webhook's claims) when the database could not apply them.
+   * Processes the events of one webhook. Throws the repository's error (after releasing this
+   * webhook's claims) when the database could not apply them.
    */
-  async process(events: readonly MembershipEvent[]): Promise<EventResult[]> {
-    const { memory, shared, repository, windowMs } = this.#o;
-    const results = new Array<EventResult | undefined>(events.length);
-    const keys = events.map((event) => dedupKey(event, windowMs));
+  async process(events: readonly E[]): Promise<EventResult<E, R>[]> {
+    const { memory, shared, repository } = this.#o;
+    const results = new Array<EventResult<E, R> | undefined>(events.length);
+    const claims = events.map(this.#o.claimOf);
 
-    // 1. The per-instance memory tier. It also answers for copies inside this webhook: the second
-    //    delivery of a key within the copy window finds the first one's claim.
+    // 1. The per-instance memory tier. It also answers for copies inside this webhook.
     let pending: number[] = [];
     for (let i = 0; i < events.length; i++) {
-      if (memory.claimOne(keys[i], events[i].at)) pending.push(i);
+      const { key, at, subject, action } = claims[i];
+      if (memory.claimOne(key, at, subject, action)) pending.push(i);
       else results[i] = { event: events[i], outcome: "duplicate", decidedBy: "memory" };
     }
 
@@ -90,47 +124,52 @@ export class ExactlyOnceProcessor {
     let askedShared = false;
     if (pending.length > 0 && shared && this.#now() >= this.#skipUntil) {
       try {
-        const claims = await shared.claim(pending.map((i) => ({ key: keys[i], at: events[i].at })));
+        const answers = await shared.claim(pending.map((i) => claims[i]));
         this.#sharedSucceeded();
         askedShared = true;
         pending = pending.filter((i, n) => {
-          if (claims[n] !== "held") return true;
+          if (answers[n] !== "held") return true;
           // A copy of an event the database has. Not remembered here, so that the memory tier
           // only ever holds what this instance handled itself.
-          memory.releaseSync([keys[i]]);
+          memory.releaseSync([claims[i].key]);
           results[i] = { event: events[i], outcome: "duplicate", decidedBy: "redis" };
           return false;
         });
-        // "claimed" (ours to apply) and "in-flight" (claimed elsewhere and not confirmed, maybe by
-        // an instance that died, or confirmed for another event) both go on: the database decides.
+        // "claimed" (ours to apply) and "in-flight" (unconfirmed, maybe by an instance that died,
+        // or confirmed for an event this is not a copy of) both go on: the database decides.
       } catch (error) {
         this.#sharedFailed(error);
       }
     }
 
     // 3. The database, one round trip; 4. release every claim if it fails, confirm if it worked.
-    if (pending.length === 0) return results as EventResult[];
-    let applied;
+    if (pending.length === 0) return results as EventResult<E, R>[];
+    let applied: R[];
     try {
       applied = await repository.apply(pending.map((i) => events[i]));
     } catch (error) {
-      const claimed = pending.map((i) => keys[i]);
+      const claimed = pending.map((i) => claims[i].key);
       memory.releaseSync(claimed);
       if (askedShared) await this.#releaseShared(claimed);
       throw error;
     }
     const confirmations = pending.map((i, n) => {
-      const { outcome, participant, referenceAt } = applied[n];
-      results[i] = { event: events[i], outcome, decidedBy: "database", participant };
+      const result = applied[n];
+      results[i] = {
+        event: events[i],
+        outcome: result.outcome,
+        decidedBy: "database",
+        applied: result,
+      };
       // The caches measure the copy window from the instant the database matched the event to.
-      memory.rebase(keys[i], referenceAt);
-      return { key: keys[i], at: referenceAt };
+      memory.rebase(claims[i].key, result.referenceAt);
+      return { ...claims[i], at: result.referenceAt };
     });
-    if (askedShared) shared?.confirm(confirmations);
-    return results as EventResult[];
+    if (askedShared && shared) waitUntil(shared.confirm(confirmations));
+    return results as EventResult<E, R>[];
   }
 
-  /** Sends queued confirmations (for shutdown and tests). */
+  /** Waits for confirmations still being sent (shutdown and tests). */
   async close(): Promise<void> {
     await this.#o.shared?.close();
   }
@@ -170,8 +209,8 @@ export class ExactlyOnceProcessor {
 
   async #releaseShared(keys: string[]): Promise<void> {
     if (keys.length === 0 || !this.#o.shared) return;
-    // The release matters more than the claim: a claim left behind would answer the sender's
-    // retry as a duplicate until it expires. Try a few times before giving up.
+    // The release matters more than the claim: a claim left behind would make the sender's retry
+    // wait for it. Try a few times before giving up.
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
         await this.#o.shared.release(keys);

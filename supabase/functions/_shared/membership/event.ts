@@ -25,5 +25,4 @@ export interface MembershipEvent {
   atSource: EventTimeSource;
 }
 
-/** What applying one event did, as reported to the sender. */
-export type EventOutcome = "applied" | "duplicate" | "unchanged" | "stale";
+export type { EventOutcome } from "../core/exactly_once.ts";

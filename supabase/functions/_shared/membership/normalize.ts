@@ -32,9 +32,26 @@ function tryNormalize(raw: string | number): string | undefined {
   }
 }
 
+/** The normalisation of one change: its event, or why it was rejected. */
+export type NormalizedChange =
+  | { ok: true; event: MembershipEvent }
+  | { ok: false; issues: NormalizationIssue[] };
+
+/**
+ * Normalises each change on its own, so that one invalid participant does not refuse the valid
+ * ones. `paths` name the group and timestamp fields for error messages.
+ */
+export function normalizeEach(
+  changes: readonly RawMembershipChange[],
+  receivedAt: number,
+  paths: { group: string; timestamp: string } = { group: "groupJid", timestamp: "timestamp" },
+): NormalizedChange[] {
+  return changes.map((change) => normalizeOne(change, receivedAt, paths));
+}
+
 /**
  * Normalises every change, or throws {@link NormalizationError} listing every problem.
- * `groupPath` and `timestampPath` name the fields for error messages.
+ * `paths` name the group and timestamp fields for error messages.
  */
 export function normalizeChanges(
   changes: readonly RawMembershipChange[],
@@ -43,51 +60,65 @@ export function normalizeChanges(
 ): MembershipEvent[] {
   const issues: NormalizationIssue[] = [];
   const events: MembershipEvent[] = [];
-  const issueOnce = (path: string, error: unknown) => {
-    const message = error instanceof Error ? error.message : String(error);
-    if (!issues.some((i) => i.path === path && i.message === message)) {
-      issues.push({ path, message });
-    }
-  };
-  for (const change of changes) {
-    let groupJid: string | undefined;
-    let participant: string | undefined;
-    let time: ReturnType<typeof resolveEventTime> | undefined;
-    try {
-      groupJid = normalizeGroupJid(change.group);
-    } catch (error) {
-      issueOnce(paths.group, error);
-    }
-    let lid: string | undefined;
-    try {
-      participant = normalizeParticipant(change.participant);
-      // A LID paired with a phone in the payload: the phone is the identity, the pair is learned.
-      if (isLid(participant) && change.phone !== undefined) {
-        const phone = tryNormalize(change.phone);
-        if (phone && !isLid(phone)) [lid, participant] = [participant, phone];
-      } else if (!isLid(participant) && change.lid !== undefined) {
-        const paired = tryNormalize(change.lid);
-        if (paired && isLid(paired)) lid = paired;
+  for (const result of normalizeEach(changes, receivedAt, paths)) {
+    if (result.ok) events.push(result.event);
+    else {
+      for (const issue of result.issues) {
+        if (!issues.some((i) => i.path === issue.path && i.message === issue.message)) {
+          issues.push(issue);
+        }
       }
-    } catch (error) {
-      issueOnce(change.path, error);
-    }
-    try {
-      time = resolveEventTime(change.timestamp, receivedAt);
-    } catch (error) {
-      issueOnce(paths.timestamp, error);
-    }
-    if (groupJid && participant && time) {
-      events.push({
-        action: change.action,
-        groupJid,
-        participant,
-        ...(lid ? { lid } : {}),
-        at: time.at,
-        atSource: time.source,
-      });
     }
   }
   if (issues.length > 0) throw new NormalizationError(issues);
   return events;
+}
+
+function normalizeOne(
+  change: RawMembershipChange,
+  receivedAt: number,
+  paths: { group: string; timestamp: string },
+): NormalizedChange {
+  const issues: NormalizationIssue[] = [];
+  const issue = (path: string, error: unknown) =>
+    issues.push({ path, message: error instanceof Error ? error.message : String(error) });
+  let groupJid: string | undefined;
+  let participant: string | undefined;
+  let time: ReturnType<typeof resolveEventTime> | undefined;
+  try {
+    groupJid = normalizeGroupJid(change.group);
+  } catch (error) {
+    issue(paths.group, error);
+  }
+  let lid: string | undefined;
+  try {
+    participant = normalizeParticipant(change.participant);
+    // A LID paired with a phone in the payload: the phone is the identity, the pair is learned.
+    if (isLid(participant) && change.phone !== undefined) {
+      const phone = tryNormalize(change.phone);
+      if (phone && !isLid(phone)) [lid, participant] = [participant, phone];
+    } else if (!isLid(participant) && change.lid !== undefined) {
+      const paired = tryNormalize(change.lid);
+      if (paired && isLid(paired)) lid = paired;
+    }
+  } catch (error) {
+    issue(change.path, error);
+  }
+  try {
+    time = resolveEventTime(change.timestamp, receivedAt);
+  } catch (error) {
+    issue(paths.timestamp, error);
+  }
+  if (!groupJid || !participant || !time) return { ok: false, issues };
+  return {
+    ok: true,
+    event: {
+      action: change.action,
+      groupJid,
+      participant,
+      ...(lid ? { lid } : {}),
+      at: time.at,
+      atSource: time.source,
+    },
+  };
 }

@@ -5,15 +5,19 @@
  * one round trip and writes a row only when the state really changes and the event is not older
  * than the last one applied. Every implementation calls that same function.
  */
-import type { EventOutcome, MembershipEvent } from "./event.ts";
+import {
+  type ApplyOutcome,
+  DatabaseUnavailableError,
+  type EventRepository,
+} from "../core/exactly_once.ts";
+import type { MembershipEvent } from "./event.ts";
+
+export { type ApplyOutcome, DatabaseUnavailableError };
 
 /** The SQL function every repository calls. */
 export const APPLY_FUNCTION = "apply_whatsapp_membership_events";
 
-/** What the database did with one event. */
-export type ApplyOutcome = Exclude<EventOutcome, "duplicate">;
-
-/** The database's answer for one event. */
+/** The database's answer for one membership event. */
 export interface AppliedEvent {
   outcome: ApplyOutcome;
   /** The identity the event was applied to: a LID resolves to its phone once the pair is known. */
@@ -42,23 +46,8 @@ export interface ApplyResultRow {
 /** Default copy window of the SQL function, in milliseconds. */
 export const DEFAULT_COPY_WINDOW_MS = 1000;
 
-/** Applies membership events to the database. */
-export interface MembershipRepository {
-  /** Short name used in logs and the health response. */
-  readonly name: string;
-  /** Applies events in one round trip; one answer per event, in order. */
-  apply(events: readonly MembershipEvent[]): Promise<AppliedEvent[]>;
-  /** Closes connections (tests, local runner). */
-  close(): Promise<void>;
-}
-
-/** Raised when the database cannot be reached or the apply function fails; the sender should retry. */
-export class DatabaseUnavailableError extends Error {
-  constructor(options?: ErrorOptions) {
-    super("database is unavailable", options);
-    this.name = "DatabaseUnavailableError";
-  }
-}
+/** Applies membership events to the database, one round trip per webhook. */
+export type MembershipRepository = EventRepository<MembershipEvent, AppliedEvent>;
 
 /** Converts events to the rows the SQL function reads. */
 export function toApplyRows(events: readonly MembershipEvent[]): ApplyEventRow[] {

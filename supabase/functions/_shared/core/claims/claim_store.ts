@@ -11,16 +11,23 @@ export interface ClaimRequest {
   key: string;
   /** Event time of the delivery, in epoch milliseconds. */
   at: number;
+  /**
+   * Whose events these are (e.g. one person in one group), when events of different actions of
+   * one subject can alternate. A delivery is then a copy only when no distinct event of another
+   * action of the subject lies between it and the event it copies.
+   */
+  subject?: string;
+  /** The action of the event, for {@link subject}'s rule (e.g. `join`). */
+  action?: string;
 }
 
 /**
  * - `claimed`: the caller now owns the key and applies the event;
- * - `held`: a copy of an event already applied (same key, event times within the copy window):
- *   answer "duplicate";
+ * - `held`: a copy of an event the database already has: answer "duplicate";
  * - `in-flight`: the key is held but that says nothing for sure: another delivery claimed it and
- *   has not confirmed (still working, or its instance died), or it was confirmed for an event
- *   further away in time (a real rejoin in the same bucket). The caller lets the database decide,
- *   which applies each change exactly once.
+ *   did not confirm in time (still working, or its instance died), or it was confirmed for an
+ *   event that this one is not a copy of (a real rejoin in the same bucket). The caller lets the
+ *   database decide, which applies each change exactly once.
  */
 export type ClaimResult = "claimed" | "held" | "in-flight";
 
@@ -32,12 +39,14 @@ export interface ClaimStore {
   claim(requests: readonly ClaimRequest[]): Promise<ClaimResult[]>;
   /**
    * Records that the database has these events (applied, or already there), so that later copies
-   * are answered without the database. Only keys this store answered `claimed` or `in-flight` for.
+   * are answered without the database. `at` is the time of the distinct event the database matched
+   * each one to. Only keys this store answered `claimed` or `in-flight` for. Runs after the
+   * response (`waitUntil`); a lost confirmation is harmless.
    */
-  confirm(claims: readonly ClaimRequest[]): void;
+  confirm(claims: readonly ClaimRequest[]): Promise<void>;
   /** Deletes claims, so that a retry of failed work is processed. */
   release(keys: readonly string[]): Promise<void>;
-  /** Sends whatever is still queued (confirmations) and stops timers. */
+  /** Waits for confirmations still being sent and stops timers. */
   close(): Promise<void>;
 }
 

@@ -6,12 +6,13 @@
  * the oldest claims are evicted when the bound is hit, a constant amount of work per claim however
  * many are live (never a scan of the Map).
  *
- * One instance cannot see what other instances applied, so a held key only counts as a duplicate
- * when the two deliveries' event times lie within `burstMs` of each other: the copies that
- * gateway sessions send together, or retries carrying the same source timestamp. A later event
- * with the same key (a rejoin whose leave went to another instance) goes on to the shared tiers.
+ * A held key counts as a duplicate only when the two deliveries are copies of one event (see
+ * {@link isCopyOfHeld}): event times within the copy window and, for events with a subject, no
+ * distinct event of another action of the subject claimed on this instance between them. What
+ * this instance knows of a subject starts at a known claim sequence number; a held claim older
+ * than that (the subject's record was evicted) is never answered "duplicate".
  */
-import { isCopy } from "../copy_window.ts";
+import { isCopyOfHeld } from "../copy_window.ts";
 import type { ClaimRequest, ClaimResult, ClaimStore } from "./claim_store.ts";
 
 /** Options of {@link MemoryClaimStore}. */
@@ -39,10 +40,18 @@ interface QueueEntry {
   expiresAt: number;
 }
 
+interface SubjectRecord {
+  /** Claims with a sequence number from this one on are all reflected in {@link times}. */
+  since: number;
+  /** Latest event time per action claimed for the subject. */
+  times: Record<string, number>;
+}
+
 /** Bounded in-memory claims with FIFO expiry. */
 export class MemoryClaimStore implements ClaimStore {
   readonly name = "memory";
   readonly #claims = new Map<string, Claim>();
+  readonly #subjects = new Map<string, SubjectRecord>();
   #queue: QueueEntry[] = [];
   #head = 0;
   #seq = 0;
@@ -61,17 +70,20 @@ export class MemoryClaimStore implements ClaimStore {
   }
 
   /** Claims one key synchronously; true when newly claimed, false when a copy holds it. */
-  claimOne(key: string, at: number): boolean {
+  claimOne(key: string, at: number, subject?: string, action?: string): boolean {
     const now = this.#now();
     this.#dropExpired(now);
     const held = this.#claims.get(key);
-    if (held !== undefined && held.expiresAt > now && isCopy(held.at, at, this.#burstMs)) {
-      return false;
+    const record = subject === undefined ? undefined : this.#subjects.get(subject);
+    if (held !== undefined && held.expiresAt > now) {
+      const known = subject === undefined || (record !== undefined && record.since <= held.seq);
+      if (known && isCopyOfHeld(held.at, at, this.#burstMs, action, record?.times)) return false;
     }
     const seq = ++this.#seq;
     const expiresAt = now + this.#ttlMs;
     this.#claims.set(key, { expiresAt, at, seq });
     this.#queue.push({ key, seq, expiresAt });
+    if (subject !== undefined && action !== undefined) this.#record(subject, action, at, seq);
     while (this.#claims.size > this.#maxKeys && this.#head < this.#queue.length) {
       if (this.#dropHead()) this.#evictions++;
     }
@@ -96,12 +108,15 @@ export class MemoryClaimStore implements ClaimStore {
 
   claim(requests: readonly ClaimRequest[]): Promise<ClaimResult[]> {
     return Promise.resolve(
-      requests.map((r) => this.claimOne(r.key, r.at) ? "claimed" : "held"),
+      requests.map((r) => this.claimOne(r.key, r.at, r.subject, r.action) ? "claimed" : "held"),
     );
   }
 
-  /** Memory claims need no confirmation: a copy in flight on this instance is a copy. */
-  confirm(_claims: readonly ClaimRequest[]): void {}
+  /** Memory claims need no confirmation beyond {@link rebase}: a copy in flight here is a copy. */
+  confirm(claims: readonly ClaimRequest[]): Promise<void> {
+    for (const { key, at } of claims) this.rebase(key, at);
+    return Promise.resolve();
+  }
 
   /** Releases claims synchronously. */
   releaseSync(keys: readonly string[]): void {
@@ -131,6 +146,21 @@ export class MemoryClaimStore implements ClaimStore {
       burstMs: this.#burstMs,
       evictions: this.#evictions,
     };
+  }
+
+  #record(subject: string, action: string, at: number, seq: number): void {
+    let record = this.#subjects.get(subject);
+    if (record === undefined) {
+      if (this.#subjects.size >= this.#maxKeys) {
+        // Forget the oldest subject; its held claims are then never answered "duplicate".
+        const oldest = this.#subjects.keys().next().value;
+        if (oldest !== undefined) this.#subjects.delete(oldest);
+      }
+      record = { since: seq, times: {} };
+      this.#subjects.set(subject, record);
+    }
+    const known = record.times[action];
+    if (known === undefined || at > known) record.times[action] = at;
   }
 
   #dropExpired(now: number): void {

@@ -1,28 +1,54 @@
 /**
  * The shared tier: claims in Upstash Redis, so that other instances and cold starts see them.
  *
- * A claim is `SET key <token> NX PX ttl GET`: it takes the key with this delivery's own token, or
- * returns what holds it. Once the database has the event, the claim is confirmed: its value
- * becomes `d:<event time>` (only if it still holds what this instance saw). A later delivery that
- * finds
+ * A claim sets the key to this delivery's own token if it is absent, and returns what held it.
+ * Once the database has the event, the claim is confirmed right after the response
+ * (`waitUntil`): its value becomes `d:<event time>` (only if it still holds what this instance
+ * saw). A later delivery that finds
  *
- * - `d:<t>` with its own event time within the copy window of t is a copy: answered "duplicate";
- * - anything else (a token still in flight, left by an instance that died, or a confirmation for
- *   an event further away in time) goes on to the database, which applies each change exactly
- *   once. A claim is therefore never a reason to drop an event.
+ * - `d:<t>` and is a copy of the event at t ({@link isCopyOfHeld}) is answered "duplicate";
+ * - another delivery's token (in flight) waits briefly for that claim to be confirmed, then
+ *   decides as above; a claim still unconfirmed after the wait (its instance may have died), or
+ *   a confirmation for an event this one is not a copy of, sends the delivery on to the database,
+ *   which applies each change exactly once. A claim is therefore never a reason to drop an event.
  *
- * All claims of one webhook go in one pipeline (one round trip per webhook). Confirmations are
- * queued and ride along with this instance's next pipeline: no extra round trip. Until then, and
- * if the instance stops first, copies on other instances ask the database, which is safe.
+ * Events with a subject (one person in one group) also keep, per subject, the latest event time
+ * of each action claimed, so that a real rejoin is never taken for a copy of the join before the
+ * leave. Claims and subject times of one webhook are one script call: one round trip per webhook
+ * before the response, plus polls only while another instance's claim is in flight.
  */
 import { Redis } from "@upstash/redis";
-import { isCopy } from "../copy_window.ts";
+import { isCopyOfHeld } from "../copy_window.ts";
 import {
   type ClaimRequest,
   type ClaimResult,
   type ClaimStore,
   ClaimStoreUnavailableError,
 } from "./claim_store.ts";
+
+/**
+ * For each event i: KEYS[2i-1] is its claim key, KEYS[2i] its subject key; ARGV[1] is the TTL,
+ * ARGV[3i-1], ARGV[3i], ARGV[3i+1] its token, event time and action ('' without a subject).
+ * Returns per event what held the claim (false when it was free and is now ours) and the subject's
+ * action times as they were before this event.
+ */
+const CLAIM_SCRIPT = `local ttl = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS / 2 do
+  local key, subject = KEYS[2 * i - 1], KEYS[2 * i]
+  local token, at, action = ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1]
+  local held = redis.call('GET', key)
+  if not held then redis.call('SET', key, token, 'PX', ttl) end
+  local times = {}
+  if action ~= '' then
+    times = redis.call('HGETALL', subject)
+    local known = redis.call('HGET', subject, action)
+    if (not known) or tonumber(known) < tonumber(at) then redis.call('HSET', subject, action, at) end
+    redis.call('PEXPIRE', subject, ttl)
+  end
+  out[i] = {held or false, times}
+end
+return out`;
 
 /** Sets KEYS[i] to ARGV[2i] when it still holds ARGV[2i-1] (compare-and-set), keeping its TTL. */
 const CONFIRM_SCRIPT = `for i, key in ipairs(KEYS) do
@@ -32,8 +58,8 @@ const CONFIRM_SCRIPT = `for i, key in ipairs(KEYS) do
 end
 return #KEYS`;
 
-/** Most confirmations kept waiting for the next pipeline; older ones are dropped (harmless). */
-const MAX_QUEUED = 10_000;
+/** Bound on what is remembered of claims awaiting confirm or release; a guard, not a cache. */
+const MAX_SEEN = 10_000;
 
 /** Options of {@link UpstashClaimStore}. */
 export interface UpstashClaimStoreOptions {
@@ -49,6 +75,15 @@ export interface UpstashClaimStoreOptions {
   keyPrefix: string;
   /** Event times closer than this are copies of one event; default 1000 ms. */
   copyWindowMs?: number;
+  /** How long a copy waits for another instance's claim to be confirmed; default 400 ms. */
+  inFlightWaitMs?: number;
+}
+
+/** What a pending claim found, kept until the database decided. */
+interface Pending {
+  request: ClaimRequest;
+  held: string;
+  times?: Record<string, number>;
 }
 
 /** Claims in Upstash Redis through `@upstash/redis`. */
@@ -58,17 +93,20 @@ export class UpstashClaimStore implements ClaimStore {
   readonly #ttlMs: number;
   readonly #prefix: string;
   readonly #copyWindowMs: number;
+  readonly #inFlightWaitMs: number;
   readonly #instance = crypto.randomUUID().slice(0, 8);
   #counter = 0;
   /** What each key held when this instance last claimed or passed it: the value to replace. */
   readonly #seen = new Map<string, string>();
-  /** Confirmations waiting for the next pipeline: key → [expected value, new value]. */
-  #queued = new Map<string, [string, string]>();
+  readonly #confirming = new Set<Promise<void>>();
+  /** Copies that waited for another instance's claim, and how many of them it confirmed. */
+  readonly waits = { waited: 0, confirmedInTime: 0 };
 
   constructor(options: UpstashClaimStoreOptions) {
     this.#ttlMs = options.ttlMs;
     this.#prefix = `${options.keyPrefix}:`;
     this.#copyWindowMs = options.copyWindowMs ?? 1000;
+    this.#inFlightWaitMs = options.inFlightWaitMs ?? 400;
     this.#redis = new Redis({
       url: options.url,
       token: options.token,
@@ -83,52 +121,67 @@ export class UpstashClaimStore implements ClaimStore {
 
   async claim(requests: readonly ClaimRequest[]): Promise<ClaimResult[]> {
     if (requests.length === 0) return [];
-    const pipeline = this.#redis.pipeline();
-    const confirmations = this.#queued;
-    this.#queued = new Map();
-    if (confirmations.size > 0) this.#addConfirm(pipeline, confirmations);
+    const keys: string[] = [];
+    const args: string[] = [String(this.#ttlMs)];
     const tokens: string[] = [];
     for (const request of requests) {
       const token = `p:${this.#instance}:${++this.#counter}`;
       tokens.push(token);
-      pipeline.set(this.#prefix + request.key, token, { nx: true, px: this.#ttlMs, get: true });
+      keys.push(this.#prefix + request.key, this.#prefix + "s:" + (request.subject ?? ""));
+      args.push(
+        token,
+        String(request.at),
+        request.subject === undefined ? "" : request.action ?? "",
+      );
     }
-    let replies: { error?: string; result?: unknown }[];
+    let replies: unknown[];
     try {
-      replies = await pipeline.exec({ keepErrors: true });
+      // EVAL, not EVALSHA: one round trip always (Redis caches the compiled script itself).
+      replies = await this.#redis.eval<string[], unknown[]>(CLAIM_SCRIPT, keys, args);
     } catch (error) {
       throw new ClaimStoreUnavailableError(this.name, { cause: withoutCommand(error) });
     }
-    const offset = confirmations.size > 0 ? 1 : 0;
-    if (this.#seen.size >= MAX_QUEUED) this.#seen.clear(); // a guard: every key is confirmed or released
-    return requests.map((request, n) => {
-      const reply = replies[offset + n];
-      if (!reply || reply.error) {
-        throw new ClaimStoreUnavailableError(this.name, {
-          cause: new Error(reply?.error ?? "missing reply"),
-        });
-      }
-      if (reply.result === null) {
+    if (!Array.isArray(replies) || replies.length !== requests.length) {
+      throw new ClaimStoreUnavailableError(this.name, { cause: new Error("unexpected reply") });
+    }
+    if (this.#seen.size >= MAX_SEEN) this.#seen.clear();
+    const results: ClaimResult[] = [];
+    const inFlight: Pending[] = [];
+    requests.forEach((request, n) => {
+      const [held, flat] = replies[n] as [string | null, string[] | null];
+      if (held === null || held === undefined) {
         this.#seen.set(request.key, tokens[n]);
-        return "claimed";
+        results.push("claimed");
+        return;
       }
-      const held = String(reply.result);
-      if (held.startsWith("d:") && isCopy(Number(held.slice(2)), request.at, this.#copyWindowMs)) {
-        return "held";
-      }
-      this.#seen.set(request.key, held);
-      return "in-flight";
+      const times = request.subject === undefined ? undefined : pairs(flat ?? []);
+      const pending: Pending = { request, held: String(held), times };
+      const decided = this.#decide(pending);
+      if (decided === "wait") inFlight.push(pending);
+      results.push(decided === "wait" ? "in-flight" : decided);
     });
+    if (inFlight.length > 0) await this.#waitForConfirmations(inFlight, requests, results);
+    return results;
   }
 
-  confirm(claims: readonly ClaimRequest[]): void {
+  confirm(claims: readonly ClaimRequest[]): Promise<void> {
+    const keys: string[] = [];
+    const args: string[] = [];
     for (const { key, at } of claims) {
       const expected = this.#seen.get(key);
       if (expected === undefined) continue;
       this.#seen.delete(key);
-      if (this.#queued.size >= MAX_QUEUED) this.#queued.clear();
-      this.#queued.set(key, [expected, `d:${at}`]);
+      keys.push(this.#prefix + key);
+      args.push(expected, `d:${at}`);
     }
+    if (keys.length === 0) return Promise.resolve();
+    const sending = this.#redis.eval<string[], number>(CONFIRM_SCRIPT, keys, args).then(
+      () => {},
+      () => {}, // A lost confirmation is harmless: later copies of these events ask the database.
+    );
+    this.#confirming.add(sending);
+    sending.finally(() => this.#confirming.delete(sending));
+    return sending;
   }
 
   /** Deletes the keys this instance claimed itself (others' claims are left alone). */
@@ -145,28 +198,82 @@ export class UpstashClaimStore implements ClaimStore {
     for (const key of keys) this.#seen.delete(key);
   }
 
-  /** Sends queued confirmations now (shutdown, tests). */
+  /** Waits for confirmations still being sent (shutdown, tests). */
   async close(): Promise<void> {
-    const confirmations = this.#queued;
-    this.#queued = new Map();
-    if (confirmations.size === 0) return;
-    const pipeline = this.#redis.pipeline();
-    this.#addConfirm(pipeline, confirmations);
-    await pipeline.exec().catch(() => {
-      // A lost confirmation is harmless: later copies of these events ask the database.
-    });
+    while (this.#confirming.size > 0) await Promise.all([...this.#confirming]);
   }
 
-  #addConfirm(
-    pipeline: ReturnType<Redis["pipeline"]>,
-    confirmations: Map<string, [string, string]>,
-  ): void {
-    pipeline.eval(
-      CONFIRM_SCRIPT,
-      [...confirmations.keys()].map((key) => this.#prefix + key),
-      [...confirmations.values()].flat(),
-    );
+  /** `held`, `in-flight` (go to the database), or `wait` (another delivery's token). */
+  #decide(pending: Pending): "held" | "in-flight" | "wait" {
+    const { request, held, times } = pending;
+    if (held.startsWith("d:")) {
+      const heldAt = Number(held.slice(2));
+      if (isCopyOfHeld(heldAt, request.at, this.#copyWindowMs, request.action, times)) {
+        return "held";
+      }
+    } else if (held.startsWith("p:") && !held.startsWith(`p:${this.#instance}:`)) {
+      return "wait";
+    }
+    this.#seen.set(request.key, held);
+    return "in-flight";
   }
+
+  /** Polls the keys of in-flight claims until confirmed, released or the wait is over. */
+  async #waitForConfirmations(
+    inFlight: Pending[],
+    requests: readonly ClaimRequest[],
+    results: ClaimResult[],
+  ): Promise<void> {
+    this.waits.waited += inFlight.length;
+    const deadline = Date.now() + this.#inFlightWaitMs;
+    let delay = 5;
+    let waiting = inFlight;
+    while (waiting.length > 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
+      delay = Math.min(delay * 2, 80);
+      let values: (string | null)[];
+      try {
+        values = await this.#redis.mget<(string | null)[]>(
+          ...waiting.map((p) => this.#prefix + p.request.key),
+        );
+      } catch {
+        break; // Unsure: the database decides.
+      }
+      const still: Pending[] = [];
+      waiting.forEach((pending, n) => {
+        const value = values[n];
+        if (value !== null && value === pending.held) {
+          still.push(pending);
+          return;
+        }
+        const index = requests.indexOf(pending.request);
+        if (value === null) {
+          // Released after a failure: this delivery goes on to the database.
+          this.#seen.delete(pending.request.key);
+          return;
+        }
+        pending.held = String(value);
+        const decided = this.#decide(pending);
+        if (decided === "held") {
+          this.waits.confirmedInTime++;
+          results[index] = "held";
+        } else if (decided === "wait") {
+          still.push(pending);
+        }
+      });
+      waiting = still;
+    }
+    for (const pending of waiting) this.#seen.set(pending.request.key, pending.held);
+  }
+}
+
+/** Turns HGETALL's flat [field, value, …] reply into numbers per field. */
+function pairs(flat: readonly string[]): Record<string, number> {
+  const times: Record<string, number> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) times[flat[i]] = Number(flat[i + 1]);
+  return times;
 }
 
 /** Drops the `command was: [...]` part of client errors: it holds keys, hence phone numbers. */

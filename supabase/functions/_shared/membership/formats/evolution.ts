@@ -26,7 +26,6 @@ const GROUP_PARTICIPANTS_EVENTS = new Set([
 
 const EnvelopeSchema = z.object({
   event: z.string().min(1).max(128),
-  instance: z.string().max(256).nullish(),
   data: z.unknown(),
 });
 

@@ -34,9 +34,9 @@ export const GenericPayloadSchema = z
     groupJid: z.string().trim().min(1).max(128),
     phone_number: participantValue.optional(),
     participant: participantValue.optional(),
-    participants: z.array(participantValue).min(1).max(MAX_PARTICIPANTS).optional(),
+    // Each participant is checked on its own when normalised: one bad entry rejects only itself.
+    participants: z.array(z.unknown()).min(1).max(MAX_PARTICIPANTS).optional(),
     timestamp: z.union([z.string().trim().min(1).max(64), z.number().positive()]).optional(),
-    sessionId: z.string().max(256).optional(),
   })
   .refine(
     (p) =>
@@ -70,7 +70,10 @@ export function parseGenericPayload(payload: GenericPayload): ParsedDelivery {
     changes.push({ ...base, participant: payload.participant, path: "participant" });
   }
   payload.participants?.forEach((participant, i) => {
-    changes.push({ ...base, participant, path: `participants.${i}` });
+    const value = typeof participant === "string" || typeof participant === "number"
+      ? participant
+      : "";
+    changes.push({ ...base, participant: value, path: `participants.${i}` });
   });
   return { kind: "changes", format: "generic", changes };
 }

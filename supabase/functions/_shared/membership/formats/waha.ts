@@ -30,12 +30,20 @@ import { changesFromNotification } from "./wwebjs.ts";
 
 const timestamp = timestampField.optional();
 
+// Only what becomes part of an event is validated: `session`, `me` (unless the event is the
+// session's own join or leave), `metadata`, `environment` and the rest are tolerated as they come.
 const EnvelopeSchema = z.object({
   event: z.string().min(1).max(128),
-  session: z.string().max(256).optional(),
-  me: z.object({ id: jidField, lid: z.string().max(128).nullish() }).nullish(),
+  me: z.unknown(),
   payload: z.unknown(),
 });
+
+/** The session's own account, when `me` carries usable text ids. */
+function sessionAccount(me: unknown): { id: string; lid?: string } | undefined {
+  if (!isObject(me) || typeof me.id !== "string" || me.id.trim() === "") return undefined;
+  const lid = typeof me.lid === "string" && me.lid.trim() !== "" ? me.lid : undefined;
+  return { id: me.id.slice(0, 128), ...(lid ? { lid: lid.slice(0, 128) } : {}) };
+}
 
 const ParticipantsPayloadSchema = z.object({
   payload: z.object({
@@ -60,14 +68,15 @@ function selfChange(
   group: string,
   at: string | number | undefined,
 ): ParsedDelivery {
-  if (!envelope.me) {
+  const me = sessionAccount(envelope.me);
+  if (!me) {
     return { kind: "ignored", format: "waha", reason: "session account (me) is unknown" };
   }
   const change: RawMembershipChange = {
     action,
     group,
-    participant: envelope.me.id,
-    ...(envelope.me.lid ? { lid: envelope.me.lid } : {}),
+    participant: me.id,
+    ...(me.lid ? { lid: me.lid } : {}),
     timestamp: at,
     path: "me.id",
   };
