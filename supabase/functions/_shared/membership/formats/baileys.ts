@@ -12,16 +12,15 @@
  * member leaving on their own is reported as `remove`.
  */
 import { z } from "zod";
+import { parseWith } from "../../core/payload.ts";
 import { jidField } from "./fields.ts";
 import type { MembershipAction } from "../event.ts";
 import {
   isObject,
   MAX_PARTICIPANTS,
   type ParsedDelivery,
-  PayloadFormatError,
   type RawMembershipChange,
   type WebhookFormat,
-  zodIssues,
 } from "./delivery.ts";
 
 /** One participant: a JID string, or an object with optional phone/LID pairing. */
@@ -84,12 +83,7 @@ export function changesFromBaileysUpdate(
   return { kind: "changes", format, changes, paths: { group: `${prefix}id`, timestamp: "" } };
 }
 
-/** Parses with a schema, turning zod issues into {@link PayloadFormatError}. */
-export function parseWith<T>(schema: z.ZodType<T>, json: unknown): T {
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) throw new PayloadFormatError(zodIssues(parsed.error.issues));
-  return parsed.data;
-}
+export { parseWith };
 
 const WrappedSchema = z.object({
   event: z.literal("group-participants.update"),

@@ -4,6 +4,9 @@
  * way for every format.
  */
 import type { MembershipAction } from "../event.ts";
+import { isObject, PayloadFormatError, zodIssues } from "../../core/payload.ts";
+
+export { isObject, PayloadFormatError, zodIssues };
 
 /** One membership change as the payload states it. */
 export interface RawMembershipChange {
@@ -32,16 +35,6 @@ export type ParsedDelivery =
   }
   | { kind: "ignored"; format: string; reason: string };
 
-/** Raised by a parser for a payload of its format that is not valid; `issues` name the paths. */
-export class PayloadFormatError extends Error {
-  readonly issues: { path: string; message: string }[];
-  constructor(issues: { path: string; message: string }[]) {
-    super(issues.map((i) => `${i.path}: ${i.message}`).join("; "));
-    this.name = "PayloadFormatError";
-    this.issues = issues;
-  }
-}
-
 /** One gateway format: how to recognise its payloads and how to parse them. */
 export interface WebhookFormat {
   /** Name used by `?format=` and in responses. */
@@ -50,21 +43,6 @@ export interface WebhookFormat {
   detect(json: unknown): boolean;
   /** Parses a payload of this format; throws {@link PayloadFormatError}. */
   parse(json: unknown): ParsedDelivery;
-}
-
-/** Turns zod issues into {@link PayloadFormatError} issues with a path prefix. */
-export function zodIssues(
-  issues: readonly { path: readonly PropertyKey[]; message: string }[],
-): { path: string; message: string }[] {
-  return issues.map((i) => ({
-    path: i.path.map(String).join(".") || "(root)",
-    message: i.message,
-  }));
-}
-
-/** Whether a value is a plain JSON object. */
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** Most participants one delivery may carry. */

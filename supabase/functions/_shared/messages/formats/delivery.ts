@@ -1,0 +1,68 @@
+/**
+ * What a message format parser returns: one result per message or status in the payload, each
+ * already normalised (or rejected with its reason), or the reason a valid delivery is ignored.
+ * A format module only knows its gateway's shapes; identities go through `normalize.ts`.
+ */
+import type { MessageEvent } from "../event.ts";
+
+/** The request as a format sees it: the JSON body, or the form fields of a form post. */
+export type DeliveryInput =
+  | { kind: "json"; json: unknown }
+  | { kind: "form"; form: URLSearchParams };
+
+/** One message or status of a payload: its event, or why it cannot be stored. */
+export type ItemResult =
+  | { ok: true; path: string; event: MessageEvent }
+  | { ok: false; path: string; reason: string; ignored?: boolean };
+
+/** A parsed delivery. */
+export type ParsedMessages =
+  | { kind: "items"; format: string; items: ItemResult[] }
+  | { kind: "ignored"; format: string; reason: string };
+
+/** One gateway format: how to recognise its payloads and how to parse them. */
+export interface MessageFormat {
+  /** Name used by `?format=` and in responses. */
+  readonly name: string;
+  /** Whether the input looks like this format (cheap, structural). */
+  detect(input: DeliveryInput): boolean;
+  /** Parses it; throws {@link PayloadFormatError} when the envelope itself is unusable. */
+  parse(input: DeliveryInput, receivedAt: number): ParsedMessages;
+}
+
+export { isObject, PayloadFormatError } from "../../core/payload.ts";
+
+/** Builds one item's result, turning a thrown reason into a rejected (or ignored) item. */
+export function itemResult(path: string, build: () => MessageEvent | undefined): ItemResult {
+  try {
+    const event = build();
+    if (event === undefined) return { ok: false, path, reason: "not a message", ignored: true };
+    return { ok: true, path, event };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    if (error instanceof IgnoredItem) return { ok: false, path, reason, ignored: true };
+    return { ok: false, path, reason };
+  }
+}
+
+/** Thrown while building an item that is valid but not stored (a story, an unknown status). */
+export class IgnoredItem extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "IgnoredItem";
+  }
+}
+
+/** Text of a field, or undefined when it is not a non-empty string (or a number). */
+export function text(value: unknown, max = 65_536): string | undefined {
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  if (typeof value !== "string" || value.trim() === "") return undefined;
+  return value.length > max ? value.slice(0, max) : value;
+}
+
+/** Text of a required field; throws naming it. */
+export function required(value: unknown, name: string, max = 1024): string {
+  const result = text(value, max);
+  if (result === undefined) throw new Error(`${name} is required`);
+  return result;
+}

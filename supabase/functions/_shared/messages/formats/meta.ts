@@ -1,0 +1,174 @@
+/**
+ * WhatsApp Cloud API (Meta) message webhooks:
+ *
+ * ```json
+ * { "object": "whatsapp_business_account",
+ *   "entry": [{ "id": "<WABA id>", "changes": [{ "field": "messages", "value": {
+ *     "messaging_product": "whatsapp",
+ *     "metadata": { "display_phone_number": "15550001111", "phone_number_id": "106540352242922" },
+ *     "contacts": [{ "profile": { "name": "Kerry" }, "wa_id": "16315551181" }],
+ *     "messages": [{ "from": "16315551181", "id": "wamid.ABG…", "timestamp": "1603059201",
+ *                    "type": "text", "text": { "body": "Hello" } }],
+ *     "statuses": [{ "id": "wamid.HBg…", "status": "delivered", "timestamp": "1603086313",
+ *                    "recipient_id": "16315551181", "biz_opaque_callback_data": "r-42",
+ *                    "errors": [{ "code": 131026, "title": "Message undeliverable" }] }] } }] }] }
+ * ```
+ *
+ * One webhook may carry many entries, changes, messages and statuses (up to 1000): each is one
+ * item. The account is `metadata.phone_number_id`. Signed with `X-Hub-Signature-256`.
+ */
+import { z } from "zod";
+import { parseWith } from "../../core/payload.ts";
+import { resolveEventTime } from "../../whatsapp/event_time.ts";
+import type { MediaInfo, MessageStatus } from "../event.ts";
+import {
+  normalizeMessageId,
+  normalizePerson,
+  normalizePhoneNumberId,
+  tryNormalizeChat,
+} from "../normalize.ts";
+import {
+  IgnoredItem,
+  isObject,
+  type ItemResult,
+  itemResult,
+  type MessageFormat,
+  required,
+  text,
+} from "./delivery.ts";
+
+const WebhookSchema = z.object({
+  object: z.literal("whatsapp_business_account"),
+  entry: z.array(z.object({
+    changes: z.array(z.object({ field: z.string().max(128), value: z.unknown() })).max(1000),
+  })).max(1000),
+});
+
+const STATUS: Record<string, MessageStatus> = {
+  sent: "sent",
+  delivered: "delivered",
+  read: "read",
+  played: "played",
+  failed: "failed",
+};
+
+const MEDIA_TYPES = ["image", "video", "audio", "document", "sticker", "voice"];
+
+/** Media metadata of a Cloud API message of a media type. */
+function mediaOf(message: Record<string, unknown>, type: string): MediaInfo | undefined {
+  const media = message[type];
+  if (!MEDIA_TYPES.includes(type) || !isObject(media)) return undefined;
+  return {
+    id: text(media.id, 256),
+    mimeType: text(media.mime_type, 256),
+    sha256: text(media.sha256, 256),
+    fileName: text(media.filename, 512),
+    caption: text(media.caption),
+  };
+}
+
+/** The readable text of a message of any type (text, caption, button, reply, reaction…). */
+function bodyOf(message: Record<string, unknown>, type: string): string | undefined {
+  const part = message[type];
+  if (!isObject(part)) return undefined;
+  if (type === "text") return text(part.body);
+  if (type === "button") return text(part.text);
+  if (type === "reaction") return text(part.emoji, 64);
+  if (type === "location") return text(part.name) ?? text(part.address);
+  if (type === "interactive") {
+    for (const reply of [part.button_reply, part.list_reply, part.nfm_reply]) {
+      if (isObject(reply)) return text(reply.title) ?? text(reply.body);
+    }
+  }
+  return text(part.caption);
+}
+
+function messageItem(account: string, raw: unknown, path: string, receivedAt: number): ItemResult {
+  return itemResult(path, () => {
+    if (!isObject(raw)) throw new Error("message must be an object");
+    const type = text(raw.type, 64) ?? "unknown";
+    if (type === "system" || type === "unsupported") {
+      throw new IgnoredItem(`message type "${type}" is not stored`);
+    }
+    const from = normalizePerson(required(raw.from, "from"));
+    const media = mediaOf(raw, type);
+    return {
+      kind: "message",
+      account,
+      messageId: normalizeMessageId(required(raw.id, "id", 512)),
+      at: resolveEventTime(text(raw.timestamp, 64), receivedAt).at,
+      chat: from,
+      sender: from,
+      fromMe: false,
+      type,
+      body: bodyOf(raw, type),
+      ...(media ? { media } : {}),
+    };
+  });
+}
+
+function statusItem(account: string, raw: unknown, path: string, receivedAt: number): ItemResult {
+  return itemResult(path, () => {
+    if (!isObject(raw)) throw new Error("status must be an object");
+    const name = required(raw.status, "status", 64);
+    const status = STATUS[name];
+    if (!status) throw new IgnoredItem(`status "${name.slice(0, 32)}" is not stored`);
+    const errors = Array.isArray(raw.errors) ? raw.errors : [];
+    const firstError = isObject(errors[0]) ? text(errors[0].code, 32) : undefined;
+    const recipient = text(raw.recipient_id, 128);
+    return {
+      kind: "status",
+      account,
+      messageId: normalizeMessageId(required(raw.id, "id", 512)),
+      at: resolveEventTime(text(raw.timestamp, 64), receivedAt).at,
+      status,
+      ...(tryNormalizeChat(recipient) ? { chat: tryNormalizeChat(recipient) } : {}),
+      fromMe: true,
+      ...(firstError ? { errorCode: firstError } : {}),
+      ...(text(raw.biz_opaque_callback_data, 512)
+        ? { callbackData: text(raw.biz_opaque_callback_data, 512) }
+        : {}),
+    };
+  });
+}
+
+/** Cloud API webhooks with `field: "messages"`; other fields are acknowledged and ignored. */
+export const metaFormat: MessageFormat = {
+  name: "meta",
+  detect(input) {
+    return input.kind === "json" && isObject(input.json) &&
+      input.json.object === "whatsapp_business_account";
+  },
+  parse(input, receivedAt) {
+    const webhook = parseWith(WebhookSchema, input.kind === "json" ? input.json : undefined);
+    const items: ItemResult[] = [];
+    webhook.entry.forEach((entry, e) => {
+      entry.changes.forEach((change, c) => {
+        if (change.field !== "messages" || !isObject(change.value)) return;
+        const value = change.value;
+        const base = `entry.${e}.changes.${c}.value`;
+        const metadata = isObject(value.metadata) ? value.metadata : {};
+        let account: string;
+        try {
+          account = normalizePhoneNumberId(required(metadata.phone_number_id, "phone_number_id"));
+        } catch (error) {
+          const reason = error instanceof Error ? error.message : String(error);
+          items.push({ ok: false, path: `${base}.metadata.phone_number_id`, reason });
+          return;
+        }
+        const messages = Array.isArray(value.messages) ? value.messages.slice(0, 1000) : [];
+        const statuses = Array.isArray(value.statuses) ? value.statuses.slice(0, 1000) : [];
+        messages.forEach((m, i) =>
+          items.push(messageItem(account, m, `${base}.messages.${i}`, receivedAt))
+        );
+        statuses.forEach((s, i) =>
+          items.push(statusItem(account, s, `${base}.statuses.${i}`, receivedAt))
+        );
+      });
+    });
+    if (items.length === 0) {
+      return { kind: "ignored", format: "meta", reason: "no messages or statuses" };
+    }
+    return { kind: "items", format: "meta", items };
+  },
+};

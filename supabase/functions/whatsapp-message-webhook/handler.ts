@@ -1,0 +1,391 @@
+/**
+ * The whatsapp-message-webhook handler. One webhook, top to bottom:
+ *
+ *   parse (method, size, signature, JSON or form, format) → normalise each message and status
+ *   (keys) → claim → apply (one SQL call) → release on failure / confirm after the response →
+ *   respond.
+ *
+ * Also answers Meta's subscription handshake (`GET ?hub.mode=subscribe&hub.verify_token=…`).
+ * `createMessageWebhook` takes its dependencies, so tests and the benchmark build it directly;
+ * `messageWebhookFromEnv` builds them once from environment variables for `index.ts`.
+ */
+import { Buffer } from "node:buffer";
+import { timingSafeEqual } from "node:crypto";
+import { MemoryClaimStore } from "../_shared/core/claims/memory_claim_store.ts";
+import { UpstashClaimStore } from "../_shared/core/claims/upstash_claim_store.ts";
+import { ConfigError, parseConfig, type WebhookConfig } from "../_shared/core/config.ts";
+import {
+  type FetchHandler,
+  handlerFromEnv,
+  toErrorResponse,
+} from "../_shared/core/error_response.ts";
+import { type EventResult, ExactlyOnceProcessor } from "../_shared/core/exactly_once.ts";
+import {
+  HttpError,
+  InvalidPayloadError,
+  jsonResponse,
+  MalformedJsonError,
+  readBodyLimited,
+} from "../_shared/core/http.ts";
+import { createLogger, type Logger } from "../_shared/core/log.ts";
+import { PayloadFormatError } from "../_shared/core/payload.ts";
+import { verifyTwilioSignature } from "../_shared/core/twilio_signature.ts";
+import {
+  type AuthScheme,
+  hasAnySecret,
+  UnauthorizedError,
+  WebhookAuthenticator,
+  type WebhookSecrets,
+} from "../_shared/core/webhook_auth.ts";
+import { type MessageWebhookSettings, parseMessageSettings } from "../_shared/messages/config.ts";
+import { MESSAGE_COPY_WINDOW_MS, messageClaim } from "../_shared/messages/dedup_key.ts";
+import type { MessageEvent } from "../_shared/messages/event.ts";
+import type { DeliveryInput, ItemResult } from "../_shared/messages/formats/delivery.ts";
+import {
+  MESSAGE_FORMAT_NAMES,
+  parseMessages,
+  UnknownMessageFormatError,
+} from "../_shared/messages/formats/registry.ts";
+import { PostgresMessageRepository } from "../_shared/messages/postgres_repository.ts";
+import type { MessageRepository } from "../_shared/messages/repository.ts";
+import { SupabaseRpcMessageRepository } from "../_shared/messages/supabase_rpc_repository.ts";
+
+export { type FetchHandler };
+
+/** The function's name, and the last path segment of its URL. */
+export const FUNCTION_NAME = "whatsapp-message-webhook";
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>';
+
+/** The lifecycle of message events. */
+export type MessageProcessor = ExactlyOnceProcessor<MessageEvent>;
+
+/** Dependencies of {@link createMessageWebhook}. */
+export interface MessageWebhookDeps {
+  processor: MessageProcessor;
+  memory: MemoryClaimStore;
+  /** Verifies deliveries; undefined only when unsigned webhooks are explicitly allowed. */
+  authenticator?: WebhookAuthenticator;
+  settings: MessageWebhookSettings;
+  logger: Logger;
+  /** The database name shown by the health response. */
+  databaseName: string;
+  now?: () => number;
+}
+
+/** One entry of the response's `results`, in the payload's order. */
+type ResultEntry =
+  | { kind: "message" | "status"; id: string; status?: string; outcome: string }
+  | { path: string; outcome: "rejected" | "ignored"; reason: string };
+
+/** Builds the handler from its dependencies. */
+export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
+  const now = deps.now ?? Date.now;
+  const startedAt = now();
+
+  async function handle(request: Request): Promise<Response> {
+    if (request.method === "GET") return get(request);
+    if (request.method !== "POST") {
+      throw new HttpError(405, "method_not_allowed", `method ${request.method} is not allowed`, {
+        headers: { allow: "GET, POST" },
+      });
+    }
+    // Parse: size, signature, body, format. Nothing is claimed or written before this passes.
+    const receivedAt = now();
+    const body = await readBodyLimited(request, deps.settings.maxBodyBytes);
+    const form = isForm(request.headers.get("content-type"));
+    const input = form ? readForm(body) : readJson(body);
+    const scheme = await authenticate(request, body, input);
+    let parsed;
+    try {
+      parsed = parseMessages(input, receivedAt, formatParam(request.url));
+    } catch (error) {
+      if (error instanceof UnknownMessageFormatError) {
+        throw new HttpError(400, "unknown_format", error.message, {
+          details: MESSAGE_FORMAT_NAMES.map((name) => ({ path: "format", message: name })),
+        });
+      }
+      if (error instanceof PayloadFormatError) throw new InvalidPayloadError(error.issues);
+      throw error;
+    }
+    if (parsed.kind === "ignored" || parsed.items.every((i) => !i.ok && i.ignored)) {
+      const reason = parsed.kind === "ignored"
+        ? parsed.reason
+        : parsed.items.map((i) => (i.ok ? "" : i.reason)).join("; ");
+      deps.logger.info("delivery ignored", { format: parsed.format, reason });
+      return respond(parsed.format, {
+        success: true,
+        format: parsed.format,
+        ignored: true,
+        reason,
+        duplicate: false,
+        results: [],
+      }, "ignored");
+    }
+
+    // Normalised items: the valid ones go on, the invalid ones are reported (never a 4xx for a
+    // webhook that also carries good ones: gateways do not retry a 4xx).
+    const items = parsed.items;
+    const events = items.flatMap((item) => (item.ok ? [item.event] : []));
+    if (events.length === 0) {
+      throw new InvalidPayloadError(
+        items.flatMap((i) => (i.ok || i.ignored ? [] : [{ path: i.path, message: i.reason }])),
+      );
+    }
+
+    // Claim → apply → release on failure / confirm after the response.
+    const results = await deps.processor.process(events);
+
+    // Respond, in the payload's order.
+    const entries = toEntries(items, results);
+    const duplicate = results.every((r) => r.outcome === "duplicate");
+    const level = duplicate ? "debug" : "info";
+    if (deps.logger.enabled(level)) {
+      deps.logger[level]("delivery processed", {
+        format: parsed.format,
+        auth: scheme,
+        events: results.length,
+        rejected: items.length - results.length,
+        outcomes: results.map((r) => `${r.event.kind}:${r.outcome}@${r.decidedBy}`).join(","),
+        ms: now() - receivedAt,
+      });
+    }
+    return respond(
+      parsed.format,
+      { success: true, duplicate, format: parsed.format, results: entries },
+      results.map((r) => r.outcome).join(","),
+    );
+  }
+
+  /** Twilio reads the answer as TwiML: an empty one (outcomes in a header); JSON otherwise. */
+  function respond(format: string, body: Record<string, unknown>, outcomes: string): Response {
+    if (format !== "twilio") return jsonResponse(200, body);
+    return new Response(EMPTY_TWIML, {
+      status: 200,
+      headers: { "content-type": "text/xml; charset=utf-8", "x-webhook-outcomes": outcomes },
+    });
+  }
+
+  async function authenticate(
+    request: Request,
+    body: Uint8Array<ArrayBuffer>,
+    input: DeliveryInput,
+  ): Promise<AuthScheme | "twilio-signature"> {
+    const twilio = request.headers.get("x-twilio-signature");
+    if (twilio !== null) {
+      const token = deps.settings.twilioAuthToken;
+      if (!token) {
+        throw new UnauthorizedError("X-Twilio-Signature received but TWILIO_AUTH_TOKEN is not set");
+      }
+      if (input.kind !== "form") {
+        throw new UnauthorizedError("X-Twilio-Signature is only accepted on form posts");
+      }
+      verifyTwilioSignature(
+        token,
+        twilio,
+        deps.settings.twilioWebhookUrl ?? request.url,
+        input.form,
+      );
+      return "twilio-signature";
+    }
+    return deps.authenticator ? await deps.authenticator.verify(request.headers, body) : "unsigned";
+  }
+
+  function get(request: Request): Response {
+    const url = request.url;
+    const query = url.indexOf("?");
+    const path = query === -1 ? url : url.slice(0, query);
+    if (path.endsWith("/health")) return health();
+    const params = new URLSearchParams(query === -1 ? "" : url.slice(query + 1));
+    if (params.get("hub.mode") !== "subscribe") {
+      throw new HttpError(
+        405,
+        "method_not_allowed",
+        "GET only answers Meta's handshake and /health",
+        {
+          headers: { allow: "GET, POST" },
+        },
+      );
+    }
+    // Meta's subscription handshake: echo the challenge when the verify token matches.
+    const expected = deps.settings.metaVerifyToken;
+    const given = params.get("hub.verify_token") ?? "";
+    if (!expected || !sameText(given, expected)) {
+      deps.logger.warn("Meta verification refused", { configured: Boolean(expected) });
+      throw new HttpError(403, "forbidden", "hub.verify_token does not match META_VERIFY_TOKEN");
+    }
+    return new Response(params.get("hub.challenge") ?? "", {
+      status: 200,
+      headers: { "content-type": "text/plain; charset=utf-8" },
+    });
+  }
+
+  function health(): Response {
+    const shared = deps.processor.sharedHealth();
+    return jsonResponse(200, {
+      status: shared.state === "degraded" ? "degraded" : "ok",
+      function: FUNCTION_NAME,
+      uptimeMs: now() - startedAt,
+      heapUsedBytes: Deno.memoryUsage().heapUsed,
+      maxBodyBytes: deps.settings.maxBodyBytes,
+      tiers: {
+        memory: deps.memory.stats(),
+        redis: shared,
+        database: { client: deps.databaseName },
+      },
+    });
+  }
+
+  return async (request: Request): Promise<Response> => {
+    try {
+      return await handle(request);
+    } catch (error) {
+      return toErrorResponse(error, deps.logger);
+    }
+  };
+}
+
+/** Results in the payload's order: processed events, rejected and ignored items. */
+function toEntries(items: readonly ItemResult[], results: EventResult<MessageEvent>[]) {
+  const entries: ResultEntry[] = [];
+  let next = 0;
+  for (const item of items) {
+    if (!item.ok) {
+      entries.push({
+        path: item.path,
+        outcome: item.ignored ? "ignored" : "rejected",
+        reason: item.reason,
+      });
+      continue;
+    }
+    const { event, outcome } = results[next++];
+    entries.push(
+      event.kind === "message"
+        ? { kind: "message", id: event.messageId, outcome }
+        : { kind: "status", id: event.messageId, status: event.status, outcome },
+    );
+  }
+  return entries;
+}
+
+function isForm(contentType: string | null): boolean {
+  return contentType !== null &&
+    contentType.toLowerCase().startsWith("application/x-www-form-urlencoded");
+}
+
+function readForm(body: Uint8Array): DeliveryInput {
+  try {
+    return { kind: "form", form: new URLSearchParams(utf8.decode(body)) };
+  } catch (error) {
+    throw new HttpError(400, "malformed_form", "request body is not a valid UTF-8 form", {
+      cause: error,
+    });
+  }
+}
+
+function readJson(body: Uint8Array): DeliveryInput {
+  try {
+    return { kind: "json", json: JSON.parse(utf8.decode(body)) };
+  } catch (error) {
+    throw new MalformedJsonError(error);
+  }
+}
+
+/** `?format=` of a request URL, or null; the URL is only parsed when it has a query. */
+function formatParam(url: string): string | null {
+  return url.includes("?") ? new URL(url).searchParams.get("format") : null;
+}
+
+/** Constant-time comparison of two texts (through equal-length digests). */
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** Builds the repository the configuration asks for. */
+export function createMessageRepository(config: WebhookConfig): MessageRepository {
+  const db = config.database;
+  return db.kind === "postgres"
+    ? new PostgresMessageRepository({ url: db.url, poolMax: db.poolMax, timeoutMs: db.timeoutMs })
+    : new SupabaseRpcMessageRepository({
+      url: db.url,
+      serviceRoleKey: db.serviceRoleKey,
+      timeoutMs: db.timeoutMs,
+    });
+}
+
+/** Builds the handler and its dependencies from validated configuration. */
+export function createMessageWebhookFromConfig(
+  config: WebhookConfig,
+  settings: MessageWebhookSettings,
+  logger: Logger = createLogger(config.logLevel, { fn: FUNCTION_NAME }),
+): { handler: FetchHandler; close: () => Promise<void> } {
+  const secrets: WebhookSecrets = { shared: config.webhookSecret, ...config.secrets };
+  const anySecret = hasAnySecret(secrets) || Boolean(settings.twilioAuthToken);
+  if (!anySecret && !config.allowUnsigned) {
+    throw new ConfigError([
+      "WEBHOOK_SECRET: no webhook secret is set (META_APP_SECRET, TWILIO_AUTH_TOKEN, " +
+      "WAHA_HMAC_KEY, WEBHOOK_SECRET or STANDARD_WEBHOOKS_SECRET); set one, or " +
+      "ALLOW_UNSIGNED_WEBHOOKS=true for local use only",
+    ]);
+  }
+  const memory = new MemoryClaimStore({
+    maxKeys: config.dedup.memoryMaxKeys,
+    ttlMs: config.dedup.claimTtlMs,
+    burstMs: MESSAGE_COPY_WINDOW_MS,
+  });
+  const shared = config.redis
+    ? new UpstashClaimStore({
+      url: config.redis.url,
+      token: config.redis.token,
+      ttlMs: config.dedup.claimTtlMs,
+      timeoutMs: config.redis.timeoutMs,
+      keyPrefix: config.dedup.keyPrefix,
+      copyWindowMs: MESSAGE_COPY_WINDOW_MS,
+      inFlightWaitMs: config.dedup.inFlightWaitMs,
+    })
+    : undefined;
+  const repository = createMessageRepository(config);
+  const processor = new ExactlyOnceProcessor<MessageEvent>({
+    memory,
+    shared,
+    repository,
+    claimOf: messageClaim,
+    sharedCooldownMs: config.redis?.cooldownMs ?? 0,
+    logger,
+  });
+  const handler = createMessageWebhook({
+    processor,
+    memory,
+    authenticator: hasAnySecret(secrets) ? new WebhookAuthenticator(secrets) : undefined,
+    settings,
+    logger,
+    databaseName: repository.name,
+  });
+  return {
+    handler,
+    close: async () => {
+      await processor.close();
+      await repository.close();
+    },
+  };
+}
+
+/** The handler for `index.ts`: reads the environment once, on the first request. */
+export function messageWebhookFromEnv(
+  env: () => Record<string, string | undefined> = () => Deno.env.toObject(),
+): FetchHandler {
+  const level = env().LOG_LEVEL;
+  const fallbackLogger = createLogger(
+    level === "debug" || level === "warn" || level === "error" ? level : "info",
+    { fn: FUNCTION_NAME },
+  );
+  return handlerFromEnv(
+    (values) =>
+      createMessageWebhookFromConfig(parseConfig(values), parseMessageSettings(values)).handler,
+    fallbackLogger,
+    env,
+  );
+}
