@@ -4,6 +4,7 @@
  * A format module only knows its gateway's shapes; identities go through `normalize.ts`.
  */
 import type { MessageEvent } from "../event.ts";
+import { NotAConversationError } from "../normalize.ts";
 
 /** The request as a format sees it: the JSON body, or the form fields of a form post. */
 export type DeliveryInput =
@@ -40,7 +41,9 @@ export function itemResult(path: string, build: () => MessageEvent | undefined):
     return { ok: true, path, event };
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    if (error instanceof IgnoredItem) return { ok: false, path, reason, ignored: true };
+    if (error instanceof IgnoredItem || error instanceof NotAConversationError) {
+      return { ok: false, path, reason, ignored: true };
+    }
     return { ok: false, path, reason };
   }
 }
