@@ -6,29 +6,45 @@ import { parse as parseToml } from "smol-toml";
 
 const root = new URL("../", import.meta.url);
 
-Deno.test("config.toml: the webhook verifies its own signatures (verify_jwt = false)", async () => {
+/** The deployed functions and whether the platform checks a JWT before calling them. */
+const FUNCTIONS: Record<string, boolean> = {
+  // Gateways send no Supabase JWT: these check each gateway's signature themselves.
+  "whatsapp-membership-webhook": false,
+  "whatsapp-message-webhook": false,
+};
+
+Deno.test("config.toml: each function's entry point, import map and verify_jwt", async () => {
   const config = parseToml(await Deno.readTextFile(new URL("supabase/config.toml", root))) as {
     functions: Record<string, { verify_jwt?: boolean; entrypoint?: string; import_map?: string }>;
   };
-  const fn = config.functions["whatsapp-membership-webhook"];
-  assert.equal(fn.verify_jwt, false);
-  assert.equal(fn.entrypoint, "./functions/whatsapp-membership-webhook/index.ts");
-  assert.equal(fn.import_map, "./functions/whatsapp-membership-webhook/deno.json");
+  for (const [name, verifyJwt] of Object.entries(FUNCTIONS)) {
+    const fn = config.functions[name];
+    assert.ok(fn, `${name} has a config.toml section`);
+    assert.equal(fn.verify_jwt, verifyJwt, name);
+    assert.equal(fn.entrypoint, `./functions/${name}/index.ts`);
+    assert.equal(fn.import_map, `./functions/${name}/deno.json`);
+  }
 });
 
 Deno.test("index.ts: only wires export default { fetch } to the handler", async () => {
-  const mod = await import("../supabase/functions/whatsapp-membership-webhook/index.ts");
-  assert.equal(typeof mod.default.fetch, "function");
-  assert.deepEqual(Object.keys(mod), ["default"]);
+  for (const name of Object.keys(FUNCTIONS)) {
+    const mod = await import(`../supabase/functions/${name}/index.ts`);
+    assert.equal(typeof mod.default.fetch, "function", name);
+    assert.deepEqual(Object.keys(mod), ["default"], name);
+  }
 });
 
 Deno.test("the function's import map pins the same versions as the root one", async () => {
   const read = async (path: string) =>
     JSON.parse(await Deno.readTextFile(new URL(path, root))).imports as Record<string, string>;
   const rootImports = await read("deno.json");
-  const fnImports = await read("supabase/functions/whatsapp-membership-webhook/deno.json");
-  for (const [name, specifier] of Object.entries(fnImports)) {
-    assert.equal(rootImports[name], specifier, name);
+  const maps = await Promise.all(
+    Object.keys(FUNCTIONS).map((fn) => read(`supabase/functions/${fn}/deno.json`)),
+  );
+  for (const fnImports of maps) {
+    for (const [name, specifier] of Object.entries(fnImports)) {
+      assert.equal(rootImports[name], specifier, name);
+    }
   }
   // Everything the shared code imports by bare name is in the function's map.
   const bare = new Set<string>();
@@ -45,7 +61,9 @@ Deno.test("the function's import map pins the same versions as the root one", as
     }
   };
   await walk(new URL("supabase/functions/", root));
-  for (const name of bare) {
-    assert.ok(name in fnImports, `${name} missing from the function's deno.json`);
+  for (const [i, fnImports] of maps.entries()) {
+    for (const name of bare) {
+      assert.ok(name in fnImports, `${name} missing from ${Object.keys(FUNCTIONS)[i]}/deno.json`);
+    }
   }
 });
