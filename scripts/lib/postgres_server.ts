@@ -166,7 +166,10 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
       const args = ["-D", options.dataDir, "-p", String(options.port)];
       for (const [name, value] of Object.entries(settings)) args.push("-c", `${name}=${value}`);
       const [cmd, cmdArgs] = asUser(user, `${bin}/postgres`, args);
-      const log = await Deno.open(logFile, { append: true, create: true, write: true });
+      // One file handle per stream: a writable stream takes one pipe at a time, and a stream
+      // nobody drains fills its pipe and blocks the server as soon as it logs 64 KiB.
+      const open = () => Deno.open(logFile, { append: true, create: true, write: true });
+      const [outLog, errLog] = [await open(), await open()];
       child = new Deno.Command(cmd, {
         args: cmdArgs,
         stdin: "null",
@@ -175,8 +178,8 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
       }).spawn();
       exited = false;
       const current = child;
-      current.stdout.pipeTo(log.writable, { preventClose: true }).catch(() => {});
-      current.stderr.pipeTo(log.writable).catch(() => {});
+      current.stdout.pipeTo(outLog.writable).catch(() => {});
+      current.stderr.pipeTo(errLog.writable).catch(() => {});
       current.status.then(() => {
         if (child === current) exited = true;
       });

@@ -7,8 +7,9 @@
  * `createMembershipWebhook` takes its dependencies, so tests and the benchmark build it directly;
  * `membershipWebhookFromEnv` builds them once from environment variables for `index.ts`.
  */
-import { MemoryClaimStore } from "../_shared/core/claims/memory_claim_store.ts";
-import { UpstashClaimStore } from "../_shared/core/claims/upstash_claim_store.ts";
+import type { MemoryClaimStore } from "../_shared/core/claims/memory_claim_store.ts";
+import type { UpstashClaimStore } from "../_shared/core/claims/upstash_claim_store.ts";
+import { createCacheTiers, tiersHealth } from "../_shared/core/tiers.ts";
 import {
   ConfigError,
   MAX_BODY_BYTES,
@@ -199,17 +200,11 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
   }
 
   function health(): Response {
-    const shared = deps.processor.sharedHealth();
     return jsonResponse(200, {
-      status: shared.state === "degraded" ? "degraded" : "ok",
+      ...tiersHealth(deps.processor, deps.memory, deps.databaseName),
       function: FUNCTION_NAME,
       uptimeMs: now() - startedAt,
       heapUsedBytes: Deno.memoryUsage().heapUsed,
-      tiers: {
-        memory: deps.memory.stats(),
-        redis: shared,
-        database: { client: deps.databaseName },
-      },
     });
   }
 
@@ -264,22 +259,7 @@ export function createMembershipWebhookFromConfig(
       "or STANDARD_WEBHOOKS_SECRET); set one, or ALLOW_UNSIGNED_WEBHOOKS=true for local use only",
     ]);
   }
-  const memory = new MemoryClaimStore({
-    maxKeys: config.dedup.memoryMaxKeys,
-    ttlMs: config.dedup.claimTtlMs,
-    burstMs: config.dedup.copyWindowMs,
-  });
-  const shared = config.redis
-    ? new UpstashClaimStore({
-      url: config.redis.url,
-      token: config.redis.token,
-      ttlMs: config.dedup.claimTtlMs,
-      timeoutMs: config.redis.timeoutMs,
-      keyPrefix: config.dedup.keyPrefix,
-      copyWindowMs: config.dedup.copyWindowMs,
-      inFlightWaitMs: config.dedup.inFlightWaitMs,
-    })
-    : undefined;
+  const { memory, shared } = createCacheTiers(config, config.dedup.copyWindowMs);
   const repository = createRepository(config);
   const processor = createMembershipProcessor({
     memory,
@@ -312,14 +292,9 @@ export function createMembershipWebhookFromConfig(
 export function membershipWebhookFromEnv(
   env: () => Record<string, string | undefined> = () => Deno.env.toObject(),
 ): FetchHandler {
-  const level = env().LOG_LEVEL;
-  const fallbackLogger = createLogger(
-    level === "debug" || level === "warn" || level === "error" ? level : "info",
-    { fn: FUNCTION_NAME },
-  );
   return handlerFromEnv(
+    FUNCTION_NAME,
     (values) => createMembershipWebhookFromConfig(parseConfig(values)).handler,
-    fallbackLogger,
     env,
   );
 }

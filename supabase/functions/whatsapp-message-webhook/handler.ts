@@ -11,8 +11,8 @@
  */
 import { Buffer } from "node:buffer";
 import { timingSafeEqual } from "node:crypto";
-import { MemoryClaimStore } from "../_shared/core/claims/memory_claim_store.ts";
-import { UpstashClaimStore } from "../_shared/core/claims/upstash_claim_store.ts";
+import type { MemoryClaimStore } from "../_shared/core/claims/memory_claim_store.ts";
+import { createCacheTiers, tiersHealth } from "../_shared/core/tiers.ts";
 import { ConfigError, parseConfig, type WebhookConfig } from "../_shared/core/config.ts";
 import {
   type FetchHandler,
@@ -222,18 +222,12 @@ export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
   }
 
   function health(): Response {
-    const shared = deps.processor.sharedHealth();
     return jsonResponse(200, {
-      status: shared.state === "degraded" ? "degraded" : "ok",
+      ...tiersHealth(deps.processor, deps.memory, deps.databaseName),
       function: FUNCTION_NAME,
       uptimeMs: now() - startedAt,
       heapUsedBytes: Deno.memoryUsage().heapUsed,
       maxBodyBytes: deps.settings.maxBodyBytes,
-      tiers: {
-        memory: deps.memory.stats(),
-        redis: shared,
-        database: { client: deps.databaseName },
-      },
     });
   }
 
@@ -331,22 +325,7 @@ export function createMessageWebhookFromConfig(
       "ALLOW_UNSIGNED_WEBHOOKS=true for local use only",
     ]);
   }
-  const memory = new MemoryClaimStore({
-    maxKeys: config.dedup.memoryMaxKeys,
-    ttlMs: config.dedup.claimTtlMs,
-    burstMs: MESSAGE_COPY_WINDOW_MS,
-  });
-  const shared = config.redis
-    ? new UpstashClaimStore({
-      url: config.redis.url,
-      token: config.redis.token,
-      ttlMs: config.dedup.claimTtlMs,
-      timeoutMs: config.redis.timeoutMs,
-      keyPrefix: config.dedup.keyPrefix,
-      copyWindowMs: MESSAGE_COPY_WINDOW_MS,
-      inFlightWaitMs: config.dedup.inFlightWaitMs,
-    })
-    : undefined;
+  const { memory, shared } = createCacheTiers(config, MESSAGE_COPY_WINDOW_MS);
   const repository = createMessageRepository(config);
   const processor = new ExactlyOnceProcessor<MessageEvent>({
     memory,
@@ -377,15 +356,10 @@ export function createMessageWebhookFromConfig(
 export function messageWebhookFromEnv(
   env: () => Record<string, string | undefined> = () => Deno.env.toObject(),
 ): FetchHandler {
-  const level = env().LOG_LEVEL;
-  const fallbackLogger = createLogger(
-    level === "debug" || level === "warn" || level === "error" ? level : "info",
-    { fn: FUNCTION_NAME },
-  );
   return handlerFromEnv(
+    FUNCTION_NAME,
     (values) =>
       createMessageWebhookFromConfig(parseConfig(values), parseMessageSettings(values)).handler,
-    fallbackLogger,
     env,
   );
 }

@@ -5,7 +5,7 @@
 import { ConfigError } from "./config.ts";
 import { DatabaseUnavailableError } from "./exactly_once.ts";
 import { errorResponse, HttpError } from "./http.ts";
-import type { Logger } from "./log.ts";
+import { createLogger, type Logger } from "./log.ts";
 import { UnauthorizedError } from "./webhook_auth.ts";
 
 /** Maps an error to its HTTP response, logging it without secrets or personal data. */
@@ -51,10 +51,15 @@ export type FetchHandler = (request: Request) => Promise<Response>;
  * every request with 503 and names the variables to fix.
  */
 export function handlerFromEnv(
+  functionName: string,
   build: (env: Record<string, string | undefined>) => FetchHandler,
-  logger: Logger,
   env: () => Record<string, string | undefined> = () => Deno.env.toObject(),
 ): FetchHandler {
+  const level = env().LOG_LEVEL;
+  const logger = createLogger(
+    level === "debug" || level === "warn" || level === "error" ? level : "info",
+    { fn: functionName },
+  );
   let built: FetchHandler | undefined;
   return (request: Request) => {
     if (!built) {

@@ -5,6 +5,7 @@
  * one round trip and writes a row only when the state really changes and the event is not older
  * than the last one applied. Every implementation calls that same function.
  */
+import { resultsInOrder } from "../core/db/apply_rows.ts";
 import {
   type ApplyOutcome,
   DatabaseUnavailableError,
@@ -60,29 +61,14 @@ export function toApplyRows(events: readonly MembershipEvent[]): ApplyEventRow[]
   }));
 }
 
-const OUTCOMES = new Set<string>(["applied", "unchanged", "stale"]);
-
 /** Orders the SQL function's `(idx, outcome, phone)` rows by idx, checking each event got one. */
 export function outcomesFromRows(
   rows: readonly ApplyResultRow[],
   expected: number,
 ): AppliedEvent[] {
-  const outcomes = new Array<AppliedEvent | undefined>(expected);
-  for (const row of rows) {
-    if (!OUTCOMES.has(row.outcome) || !(row.idx >= 0 && row.idx < expected)) {
-      // The row holds identities: name only the outcome in the error.
-      throw new DatabaseUnavailableError({
-        cause: new Error(`unexpected row from the apply function (outcome ${row.outcome})`),
-      });
-    }
-    outcomes[row.idx] = {
-      outcome: row.outcome as ApplyOutcome,
-      participant: row.phone,
-      referenceAt: Number(row.reference_ms),
-    };
-  }
-  if (outcomes.some((outcome) => outcome === undefined)) {
-    throw new DatabaseUnavailableError({ cause: new Error("apply function skipped an event") });
-  }
-  return outcomes as AppliedEvent[];
+  return resultsInOrder(rows, expected, (row) => ({
+    outcome: row.outcome as ApplyOutcome,
+    participant: row.phone,
+    referenceAt: Number(row.reference_ms),
+  }));
 }

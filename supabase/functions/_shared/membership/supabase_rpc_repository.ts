@@ -2,12 +2,12 @@
  * Database tier through the Data API: supabase-js `rpc` with the service-role key, for
  * deployments without `SUPABASE_DB_URL`. Calls the same SQL function as the postgres.js tier.
  */
-import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import type { SupabaseClient } from "@supabase/supabase-js";
+import { callRpc, createServiceClient } from "../core/db/supabase_rpc.ts";
 import type { MembershipEvent } from "./event.ts";
 import {
   type AppliedEvent,
   APPLY_FUNCTION,
-  DatabaseUnavailableError,
   DEFAULT_COPY_WINDOW_MS,
   type MembershipRepository,
   outcomesFromRows,
@@ -36,27 +36,18 @@ export class SupabaseRpcMembershipRepository implements MembershipRepository {
   constructor(options: SupabaseRpcRepositoryOptions) {
     this.#timeoutMs = options.timeoutMs;
     this.#copyWindowMs = options.copyWindowMs ?? DEFAULT_COPY_WINDOW_MS;
-    this.#client = createClient(options.url, options.serviceRoleKey, {
-      auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-    });
+    this.#client = createServiceClient(options.url, options.serviceRoleKey);
   }
 
   async apply(events: readonly MembershipEvent[]): Promise<AppliedEvent[]> {
     if (events.length === 0) return [];
-    let response;
-    try {
-      response = await this.#client
-        .rpc(APPLY_FUNCTION, { events: toApplyRows(events), copy_window_ms: this.#copyWindowMs })
-        .abortSignal(AbortSignal.timeout(this.#timeoutMs));
-    } catch (error) {
-      throw new DatabaseUnavailableError({ cause: error });
-    }
-    if (response.error || !Array.isArray(response.data)) {
-      throw new DatabaseUnavailableError({
-        cause: new Error(response.error?.message ?? "rpc returned no rows"),
-      });
-    }
-    return outcomesFromRows(response.data, events.length);
+    const rows = await callRpc<Parameters<typeof outcomesFromRows>[0][number]>(
+      this.#client,
+      APPLY_FUNCTION,
+      { events: toApplyRows(events), copy_window_ms: this.#copyWindowMs },
+      this.#timeoutMs,
+    );
+    return outcomesFromRows(rows, events.length);
   }
 
   close(): Promise<void> {

@@ -3,12 +3,8 @@
  * message once per (account, message id) and moves statuses only forward, all events of a
  * webhook in one round trip. Every implementation calls that same function.
  */
-import {
-  type AppliedEvent,
-  type ApplyOutcome,
-  DatabaseUnavailableError,
-  type EventRepository,
-} from "../core/exactly_once.ts";
+import { resultsInOrder } from "../core/db/apply_rows.ts";
+import type { AppliedEvent, ApplyOutcome, EventRepository } from "../core/exactly_once.ts";
 import type { MessageEvent } from "./event.ts";
 
 /** The SQL function every repository calls. */
@@ -54,27 +50,13 @@ export function toMessageRows(events: readonly MessageEvent[]): Record<string, u
   );
 }
 
-const OUTCOMES = new Set<string>(["applied", "unchanged", "stale"]);
-
 /** Orders the SQL function's rows by idx, checking each event got one. */
 export function messageOutcomes(
   rows: readonly MessageResultRow[],
   expected: number,
 ): AppliedEvent[] {
-  const outcomes = new Array<AppliedEvent | undefined>(expected);
-  for (const row of rows) {
-    if (!OUTCOMES.has(row.outcome) || !(row.idx >= 0 && row.idx < expected)) {
-      throw new DatabaseUnavailableError({
-        cause: new Error(`unexpected row from the apply function (outcome ${row.outcome})`),
-      });
-    }
-    outcomes[row.idx] = {
-      outcome: row.outcome as ApplyOutcome,
-      referenceAt: Number(row.reference_ms),
-    };
-  }
-  if (outcomes.some((o) => o === undefined)) {
-    throw new DatabaseUnavailableError({ cause: new Error("apply function skipped an event") });
-  }
-  return outcomes as AppliedEvent[];
+  return resultsInOrder(rows, expected, (row) => ({
+    outcome: row.outcome as ApplyOutcome,
+    referenceAt: Number(row.reference_ms),
+  }));
 }
