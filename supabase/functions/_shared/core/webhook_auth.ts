@@ -12,13 +12,14 @@
  *
  * Every comparison runs in constant time: HMACs and bearer tokens through `timingSafeEqual` (over
  * digests of equal length), Standard Webhooks and JWTs through their libraries. HMACs are computed
- * with `node:crypto`, synchronously: it is several times cheaper per request than an async
- * WebCrypto call.
+ * synchronously with each secret's keyed hash states precomputed once ({@link HmacKey}): several
+ * times cheaper per request than an async WebCrypto call or a fresh `createHmac`.
  */
 import { Buffer } from "node:buffer";
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, timingSafeEqual } from "node:crypto";
 import { jwtVerify } from "jose";
 import { Webhook as StandardWebhook } from "standardwebhooks";
+import { HmacKey } from "./hmac.ts";
 
 /** How a delivery was authenticated. */
 export type AuthScheme =
@@ -66,7 +67,7 @@ export function signBody(
   body: string | Uint8Array,
   hash: "sha256" | "sha512" = "sha256",
 ): string {
-  return createHmac(hash, secret).update(body).digest("hex");
+  return new HmacKey(hash, secret).hex(body);
 }
 
 /** Whether any scheme has a secret. */
@@ -82,6 +83,8 @@ export class WebhookAuthenticator {
   readonly #secrets: WebhookSecrets;
   #sharedDigest?: Uint8Array;
   #standard?: StandardWebhook;
+  /** Keyed HMAC states, built on first use per (hash, secret). */
+  readonly #hmacKeys = new Map<string, HmacKey>();
 
   constructor(secrets: WebhookSecrets) {
     this.#secrets = secrets;
@@ -156,8 +159,10 @@ export class WebhookAuthenticator {
   ): void {
     const expected = decodeHex(hex);
     if (!expected) throw new UnauthorizedError("signature is not hex");
-    const actual = createHmac(hash, secret).update(body).digest();
-    if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
+    const id = `${hash}:${secret}`;
+    let key = this.#hmacKeys.get(id);
+    if (!key) this.#hmacKeys.set(id, key = new HmacKey(hash, secret));
+    if (!key.verify(body, expected)) {
       throw new UnauthorizedError("signature does not match the body");
     }
   }
