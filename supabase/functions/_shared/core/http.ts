@@ -85,22 +85,25 @@ export function errorResponse(error: HttpError): Response {
 
 /**
  * Reads a request body into memory, refusing more than `limit` bytes with
- * {@link PayloadTooLargeError} (by Content-Length when given, else while streaming).
+ * {@link PayloadTooLargeError}. With a Content-Length (the usual webhook) the bytes are read in one
+ * `arrayBuffer()` call, without touching `request.body` (its getter wraps an already-buffered body
+ * in a stream); only a body of unknown length (chunked) is streamed, counting as it goes.
  */
 export async function readBodyLimited(
   request: Request,
   limit: number,
 ): Promise<Uint8Array<ArrayBuffer>> {
   const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > limit) throw new PayloadTooLargeError(limit);
-  if (!request.body) return new Uint8Array(0);
   if (declared !== null && /^[0-9]+$/.test(declared)) {
-    // A declared length within the limit: the runtime enforces it, one read is enough.
+    if (Number(declared) > limit) throw new PayloadTooLargeError(limit);
+    // The runtime holds the connection to the declared length, so one read is enough.
     const body = new Uint8Array(await request.arrayBuffer());
     if (body.byteLength > limit) throw new PayloadTooLargeError(limit);
     return body;
   }
-  const reader = request.body.getReader();
+  const stream = request.body;
+  if (!stream) return new Uint8Array(0);
+  const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
@@ -113,6 +116,7 @@ export async function readBodyLimited(
     }
     chunks.push(value);
   }
+  if (chunks.length === 1) return new Uint8Array(chunks[0]);
   const body = new Uint8Array(size);
   let offset = 0;
   for (const chunk of chunks) {
