@@ -3,10 +3,7 @@
  * chunked body is streamed; both refuse more than the limit with 413.
  */
 import assert from "node:assert/strict";
-import {
-  PayloadTooLargeError,
-  readBodyLimited,
-} from "../supabase/functions/_shared/core/http.ts";
+import { PayloadTooLargeError, readBodyLimited } from "../supabase/functions/_shared/core/http.ts";
 
 const LIMIT = 1024;
 

@@ -35,7 +35,9 @@ import {
   jsonResponse,
   MalformedJsonError,
   MethodNotAllowedError,
+  queryParam,
   readBodyLimited,
+  urlPath,
 } from "../_shared/core/http.ts";
 import { createLogger, type Logger, maskIdentity } from "../_shared/core/log.ts";
 import { NormalizationError, normalizeChanges } from "../_shared/membership/normalize.ts";
@@ -74,14 +76,12 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
 
   async function handle(request: Request): Promise<Response> {
     // Parse: method, size, signature, JSON, schema. Nothing is claimed or written before this passes.
-    if (request.method === "GET" && new URL(request.url).pathname.endsWith("/health")) {
+    if (request.method === "GET" && urlPath(request.url).endsWith("/health")) {
       return health();
     }
     if (request.method !== "POST") throw new MethodNotAllowedError(request.method);
     const receivedAt = now();
-    const forcedFormat = request.url.includes("?")
-      ? new URL(request.url).searchParams.get("format")
-      : null;
+    const forcedFormat = queryParam(request.url, "format");
     const body = await readBodyLimited(request, MAX_BODY_BYTES);
     const scheme: AuthScheme = deps.authenticator
       ? await deps.authenticator.verify(request.headers, body)

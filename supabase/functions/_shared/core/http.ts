@@ -60,6 +60,26 @@ export class InvalidPayloadError extends HttpError {
   }
 }
 
+/**
+ * The path of an absolute URL string (`http://h/a/b?x#y` → `/a/b`), cut without parsing the URL:
+ * the runtime hands every request its URL already normalised.
+ */
+export function urlPath(url: string): string {
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  if (start === -1) return "/";
+  let end = url.indexOf("?", start);
+  if (end === -1) end = url.indexOf("#", start);
+  return end === -1 ? url.slice(start) : url.slice(start, end);
+}
+
+/** One query parameter of a URL string, or null; only a URL with a query is parsed. */
+export function queryParam(url: string, name: string): string | null {
+  const start = url.indexOf("?");
+  if (start === -1) return null;
+  const hash = url.indexOf("#", start);
+  return new URLSearchParams(url.slice(start + 1, hash === -1 ? undefined : hash)).get(name);
+}
+
 /** Builds a JSON response. */
 export function jsonResponse(
   status: number,
