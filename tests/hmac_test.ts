@@ -5,7 +5,12 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHmac } from "node:crypto";
-import { type HmacHash, HmacKey } from "../supabase/functions/_shared/core/hmac.ts";
+import {
+  decodeHex,
+  type HmacHash,
+  HmacKey,
+  timingSafeEqualBytes,
+} from "../supabase/functions/_shared/core/hmac.ts";
 
 const HASHES: HmacHash[] = ["sha1", "sha256", "sha512"];
 
@@ -60,4 +65,48 @@ Deno.test("hmac: verify accepts the right MAC and refuses a changed body, key or
     assert.equal(hmac.verify("body", mac.subarray(0, 16)), false, `${hash} truncated MAC`);
     assert.equal(hmac.verify("body", new Uint8Array(0)), false, `${hash} empty MAC`);
   }
+});
+
+Deno.test("hmac: verifyHex and verifyBase64 accept the sender's encodings and nothing else", () => {
+  for (const hash of HASHES) {
+    const hmac = new HmacKey(hash, "twilio-or-waha-secret");
+    const mac = createHmac(hash, "twilio-or-waha-secret").update("payload").digest();
+    const hex = mac.toString("hex");
+    assert.equal(hmac.verifyHex("payload", hex), true, hash);
+    assert.equal(hmac.verifyHex("payload", hex.toUpperCase()), true, `${hash} upper case`);
+    assert.equal(hmac.verifyHex("payload", hex.slice(2)), false, `${hash} short`);
+    assert.equal(hmac.verifyHex("payload", `${hex.slice(0, -1)}g`), false, `${hash} not hex`);
+    assert.equal(hmac.verifyHex("payloaD", hex), false, `${hash} other body`);
+    const base64 = mac.toString("base64");
+    assert.equal(hmac.verifyBase64("payload", base64), true, hash);
+    assert.equal(
+      hmac.verifyBase64("payload", base64.replace(/=+$/, "")),
+      false,
+      `${hash} unpadded`,
+    );
+    assert.equal(hmac.verifyBase64("payload", ` ${base64}`), false, `${hash} not canonical`);
+    assert.equal(hmac.verifyBase64("payloaD", base64), false, `${hash} other body`);
+  }
+});
+
+Deno.test("hmac: decodeHex matches Buffer for every byte and refuses odd, empty and non-hex text", () => {
+  const all = new Uint8Array(256).map((_, i) => i);
+  const hex = Buffer.from(all).toString("hex");
+  assert.deepEqual(decodeHex(hex), all);
+  assert.deepEqual(decodeHex(hex.toUpperCase()), all);
+  for (const bad of ["", "a", "abc", "zz", "0g", "é0", "\u0660\u0660", " 00", "00 "]) {
+    assert.equal(decodeHex(bad), undefined, JSON.stringify(bad));
+  }
+});
+
+Deno.test("hmac: timingSafeEqualBytes compares every byte and refuses other lengths", () => {
+  const a = new Uint8Array([1, 2, 3, 4]);
+  assert.equal(timingSafeEqualBytes(a, new Uint8Array([1, 2, 3, 4])), true);
+  assert.equal(timingSafeEqualBytes(new Uint8Array(0), new Uint8Array(0)), true);
+  for (let i = 0; i < 4; i++) {
+    const b = a.slice();
+    b[i] ^= 0x80;
+    assert.equal(timingSafeEqualBytes(a, b), false, `byte ${i}`);
+  }
+  assert.equal(timingSafeEqualBytes(a, a.subarray(0, 3)), false);
 });

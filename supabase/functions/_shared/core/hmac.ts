@@ -4,11 +4,13 @@
  *
  * SHA-256 runs on `fast-sha256` (pure JS, typed arrays; its `HMAC.reset()` restores the saved keyed
  * states), the cheapest per call in Deno; SHA-1 and SHA-512 copy `node:crypto` hash states
- * (`Hash.copy()`). Both give exactly `createHmac(hash, key).update(body).digest()`. Comparison in
- * constant time is {@link HmacKey.verify}'s job (`timingSafeEqual` over equal lengths).
+ * (`Hash.copy()`). Both give exactly `createHmac(hash, key).update(body).digest()`. Signatures are
+ * compared in constant time ({@link timingSafeEqualBytes}); hex signatures are decoded with a
+ * lookup table ({@link decodeHex}): `node:crypto`'s `timingSafeEqual` and `Buffer.from(hex)` cost
+ * more than the HMAC itself through Deno's Node compatibility layer.
  */
 import { Buffer } from "node:buffer";
-import { createHash, type Hash, timingSafeEqual } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { HMAC as Sha256Hmac } from "fast-sha256";
 
 /** The hash functions webhook senders sign with. */
@@ -16,6 +18,39 @@ export type HmacHash = "sha1" | "sha256" | "sha512";
 
 const BLOCK_BYTES: Record<HmacHash, number> = { sha1: 64, sha256: 64, sha512: 128 };
 const encoder = new TextEncoder();
+
+/** Nibble value of each ASCII code, -1 for a non-hex character. */
+const NIBBLES = new Int8Array(128).fill(-1);
+for (let i = 0; i < 10; i++) NIBBLES[48 + i] = i;
+for (let i = 0; i < 6; i++) NIBBLES[65 + i] = NIBBLES[97 + i] = 10 + i;
+
+/** Decodes lower- or upper-case hex; undefined when the text is empty, of odd length or not hex. */
+export function decodeHex(hex: string): Uint8Array<ArrayBuffer> | undefined {
+  const length = hex.length;
+  if (length === 0 || length % 2 !== 0) return undefined;
+  const out = new Uint8Array(length / 2);
+  for (let i = 0, j = 0; i < length; i += 2, j++) {
+    const a = hex.charCodeAt(i);
+    const b = hex.charCodeAt(i + 1);
+    const high = a < 128 ? NIBBLES[a] : -1;
+    const low = b < 128 ? NIBBLES[b] : -1;
+    if ((high | low) < 0) return undefined;
+    out[j] = (high << 4) | low;
+  }
+  return out;
+}
+
+/**
+ * Whether two byte arrays are equal, in time that depends only on their length (every byte is
+ * compared; no early exit). Arrays of different lengths are unequal at once: callers compare
+ * digests, whose length is public.
+ */
+export function timingSafeEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) difference |= a[i] ^ b[i];
+  return difference === 0;
+}
 
 /** An HMAC key with its keyed hash states precomputed; `digest` is synchronous. */
 export class HmacKey {
@@ -47,8 +82,21 @@ export class HmacKey {
 
   /** Whether `expected` (raw bytes) is the HMAC of `body`, compared in constant time. */
   verify(body: string | Uint8Array, expected: Uint8Array): boolean {
-    const actual = this.digest(body);
-    return actual.length === expected.length && timingSafeEqual(actual, expected);
+    return timingSafeEqualBytes(this.digest(body), expected);
+  }
+
+  /** Whether `hex` (either case) is the HMAC of `body`; false when it is not hex. */
+  verifyHex(body: string | Uint8Array, hex: string): boolean {
+    const expected = decodeHex(hex);
+    return expected !== undefined && this.verify(body, expected);
+  }
+
+  /** Whether `base64` (standard alphabet, padded) is the HMAC of `body` (Twilio's form). */
+  verifyBase64(body: string | Uint8Array, base64: string): boolean {
+    const expected = Buffer.from(base64, "base64");
+    // Buffer ignores what is not base64: only a canonical encoding of the bytes is accepted.
+    if (expected.toString("base64") !== base64) return false;
+    return this.verify(body, expected);
   }
 }
 
