@@ -77,7 +77,10 @@ export function functionNameOf(url: string): string | undefined {
 }
 
 /** A request handler with the connection info `Deno.serve` gives. */
-export type Router = (request: Request, info: Deno.ServeHandlerInfo) => Promise<Response>;
+export type Router = (
+  request: Request,
+  info: Deno.ServeHandlerInfo,
+) => Response | Promise<Response>;
 
 /**
  * Builds the router: `/functions/v1/<name>…` → that function's `fetch`, called with the request
@@ -90,7 +93,13 @@ export function createRouter(
 ): Router {
   const byName = new Map(functions.map((f) => [f.name, f]));
   let gateway: GatewayJwtCheck | undefined;
-  return async (request, info) => {
+  const guarded = async (fn: LocalFunction, request: Request, info: Deno.ServeHandlerInfo) => {
+    gateway ??= new GatewayJwtCheck(options.jwtSecret);
+    const refusal = await gateway.check(request);
+    return refusal ?? await fn.fetch(request, info);
+  };
+  // Not async: a function without the JWT check gets the request with no extra promise in between.
+  return (request, info) => {
     const name = functionNameOf(request.url);
     const fn = name === undefined ? undefined : byName.get(name);
     if (!fn) {
@@ -99,12 +108,8 @@ export function createRouter(
         { status: 404 },
       );
     }
-    if (fn.verifyJwt && request.method !== "OPTIONS") {
-      gateway ??= new GatewayJwtCheck(options.jwtSecret);
-      const refusal = await gateway.check(request);
-      if (refusal) return refusal;
-    }
-    return await fn.fetch(request, info);
+    if (fn.verifyJwt && request.method !== "OPTIONS") return guarded(fn, request, info);
+    return fn.fetch(request, info);
   };
 }
 
