@@ -12,6 +12,7 @@ import {
   functionNameOf,
   type LocalFunction,
   type Router,
+  serveFunctions,
 } from "../scripts/serve_functions.ts";
 import { waitUntil } from "../supabase/functions/_shared/core/wait_until.ts";
 import { parseConfig } from "../supabase/functions/_shared/core/config.ts";
@@ -173,6 +174,40 @@ Deno.test("runner: waitUntil work runs after the response, and shutdown waits fo
   } finally {
     delete (globalThis as { EdgeRuntime?: unknown }).EdgeRuntime;
   }
+});
+
+Deno.test({
+  name: "runner: shutdown stops serving, then waits for pending waitUntil work before resolving",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const server = await serveFunctions({ port: 0, quiet: true, drainTimeoutMs: 60_000 });
+    try {
+      const work = gate();
+      const events: string[] = [];
+      waitUntil(work.promise.then(() => {
+        events.push("work done");
+      }));
+      assert.equal(server.tasks.pending, 1);
+      const stopped = server.shutdown().then(() => events.push("shutdown resolved"));
+      // Wait until the runner no longer answers: its server is closed, its work still pending.
+      for (;;) {
+        try {
+          const r = await fetch(`http://127.0.0.1:${server.addr.port}/functions/v1/none`);
+          await r.body?.cancel();
+          await new Promise((r) => setTimeout(r, 20));
+        } catch {
+          break;
+        }
+      }
+      assert.deepEqual(events, [], "shutdown resolved while work was pending");
+      work.open();
+      await stopped;
+      assert.deepEqual(events, ["work done", "shutdown resolved"]);
+    } finally {
+      delete (globalThis as { EdgeRuntime?: unknown }).EdgeRuntime;
+    }
+  },
 });
 
 Deno.test("runner: a rejected waitUntil task is logged by error name only; drain is bounded", async () => {
