@@ -9,7 +9,8 @@
  * Environment: PORT, BENCH_STRATEGY, and SUPABASE_DB_URL, WEBHOOK_SECRET,
  * UPSTASH_REDIS_REST_URL/TOKEN as the functions read them.
  */
-import { createRouter, loadFunctions } from "../scripts/serve_functions.ts";
+import { installEdgeRuntime } from "../scripts/lib/edge_runtime.ts";
+import { createRouter, loadFunctions, type Router } from "../scripts/serve_functions.ts";
 import { type Baseline, BASELINES, createBaselineHandler } from "./lib/baselines.ts";
 
 /** The function the benchmark drives. */
@@ -29,12 +30,13 @@ export interface InstanceStats {
 async function main(): Promise<void> {
   const strategy = Deno.env.get("BENCH_STRATEGY") ?? "ours";
   const port = Number(Deno.env.get("PORT") ?? 0);
-  let route: (request: Request) => Promise<Response>;
-  let stats: () => Promise<InstanceStats>;
+  let route: Router;
+  let stats: (info: Deno.ServeHandlerInfo) => Promise<InstanceStats>;
   if (strategy === "ours") {
+    installEdgeRuntime();
     route = createRouter(await loadFunctions());
-    stats = async () => {
-      const health = await route(new Request(`http://local${FUNCTION_PATH}/health`));
+    stats = async (info) => {
+      const health = await route(new Request(`http://local${FUNCTION_PATH}/health`), info);
       const body = await health.json() as { tiers: { memory: { size: number } } };
       const memory = Deno.memoryUsage();
       return {
@@ -69,12 +71,19 @@ async function main(): Promise<void> {
   } else {
     throw new Error(`unknown BENCH_STRATEGY ${strategy}`);
   }
-  const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, (request) => {
-    const path = new URL(request.url).pathname;
-    if (path === "/__bench/stats") return stats().then((s) => Response.json(s));
-    if (path === "/__bench/ready") return new Response("ok");
-    return route(request);
-  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port, onListen: () => {} },
+    (request, info) => {
+      // The runner's own paths, told apart without parsing the URL (it is on the measured path).
+      if (request.url.includes("/__bench/")) {
+        if (request.url.endsWith("/__bench/stats")) {
+          return stats(info).then((s) => Response.json(s));
+        }
+        if (request.url.endsWith("/__bench/ready")) return new Response("ok");
+      }
+      return route(request, info);
+    },
+  );
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => {
       server.shutdown().then(() => Deno.exit(0));

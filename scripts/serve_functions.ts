@@ -2,24 +2,33 @@
  * The local functions runner: serves every `supabase/functions/<name>/index.ts` at
  * `http://127.0.0.1:$PORT/functions/v1/<name>`, the URL layout of `supabase functions serve`,
  * without Docker. Each function is imported unchanged and called through its
- * `export default { fetch }`, as the Supabase Edge Runtime does.
+ * `export default { fetch }` with the very request the server received (same URL, headers and
+ * body), as the Supabase Edge Runtime does.
  *
- * Functions whose `config.toml` section has `verify_jwt = true` (the Supabase default) get the
- * gateway's check that a Bearer token is present; the runner does not verify JWT signatures.
+ * As on the platform:
+ * - functions whose `config.toml` section has `verify_jwt = true` (the default) only receive
+ *   requests with a valid JWT (HS256 with `SUPABASE_JWT_SECRET`, default the CLI's local secret,
+ *   `exp` checked; see `lib/local_jwt.ts`); others get the gateway's 401;
+ * - `EdgeRuntime.waitUntil(promise)` keeps work running after the response; on SIGINT/SIGTERM the
+ *   runner stops accepting requests and waits up to `WAIT_UNTIL_DRAIN_MS` (default 10000) for it.
  *
- * Environment: PORT (default 54321), HOST (default 127.0.0.1), and whatever the functions read.
+ * Environment: PORT (default 54321), HOST (default 127.0.0.1), SUPABASE_JWT_SECRET,
+ * WAIT_UNTIL_DRAIN_MS, and whatever the functions read.
  */
 import { parse as parseToml } from "smol-toml";
+import { BackgroundTasks, installEdgeRuntime } from "./lib/edge_runtime.ts";
+import { GatewayJwtCheck } from "./lib/local_jwt.ts";
 
 /** The functions directory of this repository. */
 export const FUNCTIONS_DIR = new URL("../supabase/functions/", import.meta.url);
 const CONFIG_TOML = new URL("../supabase/config.toml", import.meta.url);
+const PREFIX = "/functions/v1/";
 
 /** A function found on disk. */
 export interface LocalFunction {
   name: string;
   verifyJwt: boolean;
-  fetch: (request: Request) => Response | Promise<Response>;
+  fetch: (request: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response>;
 }
 
 /** Imports every function under `supabase/functions` (folders starting with `_` or `.` are shared code). */
@@ -49,39 +58,79 @@ export async function loadFunctions(): Promise<LocalFunction[]> {
   return functions;
 }
 
-/** Builds the router: `/functions/v1/<name>/<rest>` → the function, with the URL the runtime gives it. */
-export function createRouter(functions: LocalFunction[]): (request: Request) => Promise<Response> {
+/**
+ * The function name in `/functions/v1/<name>[/rest][?query]`, cut from the URL string without
+ * parsing it; undefined for any other path.
+ */
+export function functionNameOf(url: string): string | undefined {
+  const scheme = url.indexOf("://");
+  const pathStart = url.indexOf("/", scheme + 3);
+  if (scheme === -1 || pathStart === -1 || !url.startsWith(PREFIX, pathStart)) return undefined;
+  const nameStart = pathStart + PREFIX.length;
+  let nameEnd = nameStart;
+  while (nameEnd < url.length) {
+    const c = url.charCodeAt(nameEnd);
+    if (c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */) break;
+    nameEnd++;
+  }
+  return nameEnd > nameStart ? url.slice(nameStart, nameEnd) : undefined;
+}
+
+/** A request handler with the connection info `Deno.serve` gives. */
+export type Router = (
+  request: Request,
+  info: Deno.ServeHandlerInfo,
+) => Response | Promise<Response>;
+
+/**
+ * Builds the router: `/functions/v1/<name>…` → that function's `fetch`, called with the request
+ * itself. Functions with `verifyJwt` first pass the gateway's JWT check (`jwtSecret`, default
+ * `SUPABASE_JWT_SECRET` or the CLI's local secret); CORS preflights (OPTIONS) skip it, as there.
+ */
+export function createRouter(
+  functions: LocalFunction[],
+  options: { jwtSecret?: string } = {},
+): Router {
   const byName = new Map(functions.map((f) => [f.name, f]));
-  return async (request: Request) => {
-    const url = new URL(request.url);
-    const match = /^\/functions\/v1\/([^/]+)(\/.*)?$/.exec(url.pathname);
-    const fn = match ? byName.get(match[1]) : undefined;
-    if (!match || !fn) {
+  let gateway: GatewayJwtCheck | undefined;
+  const guarded = async (fn: LocalFunction, request: Request, info: Deno.ServeHandlerInfo) => {
+    gateway ??= new GatewayJwtCheck(options.jwtSecret);
+    const refusal = await gateway.check(request);
+    return refusal ?? await fn.fetch(request, info);
+  };
+  // Not async: a function without the JWT check gets the request with no extra promise in between.
+  return (request, info) => {
+    const name = functionNameOf(request.url);
+    const fn = name === undefined ? undefined : byName.get(name);
+    if (!fn) {
       return Response.json(
         { error: "not_found", message: "no such function", functions: [...byName.keys()] },
         { status: 404 },
       );
     }
-    if (fn.verifyJwt && !/^Bearer\s+\S+/i.test(request.headers.get("authorization") ?? "")) {
-      return Response.json({ msg: "Missing authorization header" }, { status: 401 });
-    }
-    // The Edge Runtime hands a function its own path, without the /functions/v1 prefix.
-    const inner = new URL(`/${fn.name}${match[2] ?? ""}${url.search}`, url.origin);
-    const forwarded = new Request(inner, {
-      method: request.method,
-      headers: request.headers,
-      body: request.body,
-    });
-    return await fn.fetch(forwarded);
+    if (fn.verifyJwt && request.method !== "OPTIONS") return guarded(fn, request, info);
+    return fn.fetch(request, info);
   };
 }
 
-/** Starts the runner; resolves with the server once it listens. */
+/** A running runner. */
+export interface FunctionsServer {
+  addr: Deno.NetAddr;
+  /** Work handed to `EdgeRuntime.waitUntil`. */
+  tasks: BackgroundTasks;
+  /** Stops accepting requests, then waits (bounded) for pending `waitUntil` work. */
+  shutdown(): Promise<void>;
+}
+
+/** Starts the runner (and the `EdgeRuntime` global); resolves once it listens. */
 export async function serveFunctions(
-  options: { port?: number; hostname?: string; quiet?: boolean } = {},
-): Promise<Deno.HttpServer<Deno.NetAddr>> {
+  options: { port?: number; hostname?: string; quiet?: boolean; drainTimeoutMs?: number } = {},
+): Promise<FunctionsServer> {
+  const tasks = installEdgeRuntime();
   const functions = await loadFunctions();
   const hostname = options.hostname ?? "127.0.0.1";
+  const drainTimeoutMs = options.drainTimeoutMs ??
+    Number(Deno.env.get("WAIT_UNTIL_DRAIN_MS") ?? 10_000);
   const server = Deno.serve({
     port: options.port ?? 54321,
     hostname,
@@ -92,7 +141,19 @@ export async function serveFunctions(
       }
     },
   }, createRouter(functions));
-  return server;
+  return {
+    addr: server.addr,
+    tasks,
+    async shutdown() {
+      await server.shutdown();
+      const left = await tasks.drain(drainTimeoutMs);
+      if (left > 0) {
+        console.error(
+          `shutdown: ${left} waitUntil task(s) still pending after ${drainTimeoutMs} ms`,
+        );
+      }
+    },
+  };
 }
 
 if (import.meta.main) {

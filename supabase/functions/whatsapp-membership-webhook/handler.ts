@@ -28,7 +28,9 @@ import {
   jsonResponse,
   MalformedJsonError,
   MethodNotAllowedError,
+  queryParam,
   readBodyLimited,
+  urlPath,
 } from "../_shared/core/http.ts";
 import { createLogger, type Logger, maskIdentity } from "../_shared/core/log.ts";
 import {
@@ -106,7 +108,7 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
 
   async function handle(request: Request): Promise<Response> {
     // Parse: method, size, signature, JSON, format. Nothing is claimed or written before this.
-    if (request.method === "GET" && pathOf(request.url).endsWith("/health")) return health();
+    if (request.method === "GET" && urlPath(request.url).endsWith("/health")) return health();
     if (request.method !== "POST") throw new MethodNotAllowedError(request.method);
     const receivedAt = now();
     const body = await readBodyLimited(request, MAX_BODY_BYTES);
@@ -121,7 +123,7 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
     }
     let delivery;
     try {
-      delivery = parseDelivery(json, formatParam(request.url));
+      delivery = parseDelivery(json, queryParam(request.url, "format"));
     } catch (error) {
       if (error instanceof UnknownFormatError) {
         throw new HttpError(400, "unknown_format", error.message, {
@@ -215,18 +217,6 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
       return toErrorResponse(error, deps.logger);
     }
   };
-}
-
-/** The path of a request URL, without parsing the whole URL. */
-function pathOf(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  const end = url.indexOf("?");
-  return start === -1 ? "/" : url.slice(start, end === -1 ? undefined : end);
-}
-
-/** `?format=` of a request URL, or null; the URL is only parsed when it has a query. */
-function formatParam(url: string): string | null {
-  return url.includes("?") ? new URL(url).searchParams.get("format") : null;
 }
 
 /** Builds the repository the configuration asks for. */

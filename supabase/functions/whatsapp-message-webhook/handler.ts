@@ -9,8 +9,6 @@
  * `createMessageWebhook` takes its dependencies, so tests and the benchmark build it directly;
  * `messageWebhookFromEnv` builds them once from environment variables for `index.ts`.
  */
-import { Buffer } from "node:buffer";
-import { timingSafeEqual } from "node:crypto";
 import type { MemoryClaimStore } from "../_shared/core/claims/memory_claim_store.ts";
 import { createCacheTiers, tiersHealth } from "../_shared/core/tiers.ts";
 import { ConfigError, parseConfig, type WebhookConfig } from "../_shared/core/config.ts";
@@ -25,8 +23,10 @@ import {
   InvalidPayloadError,
   jsonResponse,
   MalformedJsonError,
+  queryParam,
   readBodyLimited,
 } from "../_shared/core/http.ts";
+import { timingSafeEqualBytes } from "../_shared/core/hmac.ts";
 import { createLogger, type Logger } from "../_shared/core/log.ts";
 import { PayloadFormatError } from "../_shared/core/payload.ts";
 import { verifyTwilioSignature } from "../_shared/core/twilio_signature.ts";
@@ -56,6 +56,7 @@ export { type FetchHandler };
 export const FUNCTION_NAME = "whatsapp-message-webhook";
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+const encoder = new TextEncoder();
 const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>';
 
 /** The lifecycle of message events. */
@@ -99,7 +100,7 @@ export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
     const scheme = await authenticate(request, body, input);
     let parsed;
     try {
-      parsed = parseMessages(input, receivedAt, formatParam(request.url));
+      parsed = parseMessages(input, receivedAt, queryParam(request.url, "format"));
     } catch (error) {
       if (error instanceof UnknownMessageFormatError) {
         throw new HttpError(400, "unknown_format", error.message, {
@@ -286,16 +287,9 @@ function readJson(body: Uint8Array): DeliveryInput {
   }
 }
 
-/** `?format=` of a request URL, or null; the URL is only parsed when it has a query. */
-function formatParam(url: string): string | null {
-  return url.includes("?") ? new URL(url).searchParams.get("format") : null;
-}
-
-/** Constant-time comparison of two texts (through equal-length digests). */
+/** Constant-time comparison of two texts. */
 function sameText(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
+  return timingSafeEqualBytes(encoder.encode(a), encoder.encode(b));
 }
 
 /** Builds the repository the configuration asks for. */

@@ -60,6 +60,26 @@ export class InvalidPayloadError extends HttpError {
   }
 }
 
+/**
+ * The path of an absolute URL string (`http://h/a/b?x#y` → `/a/b`), cut without parsing the URL:
+ * the runtime hands every request its URL already normalised.
+ */
+export function urlPath(url: string): string {
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  if (start === -1) return "/";
+  let end = url.indexOf("?", start);
+  if (end === -1) end = url.indexOf("#", start);
+  return end === -1 ? url.slice(start) : url.slice(start, end);
+}
+
+/** One query parameter of a URL string, or null; only a URL with a query is parsed. */
+export function queryParam(url: string, name: string): string | null {
+  const start = url.indexOf("?");
+  if (start === -1) return null;
+  const hash = url.indexOf("#", start);
+  return new URLSearchParams(url.slice(start + 1, hash === -1 ? undefined : hash)).get(name);
+}
+
 /** Builds a JSON response. */
 export function jsonResponse(
   status: number,
@@ -85,22 +105,25 @@ export function errorResponse(error: HttpError): Response {
 
 /**
  * Reads a request body into memory, refusing more than `limit` bytes with
- * {@link PayloadTooLargeError} (by Content-Length when given, else while streaming).
+ * {@link PayloadTooLargeError}. With a Content-Length (the usual webhook) the bytes are read in one
+ * `arrayBuffer()` call, without touching `request.body` (its getter wraps an already-buffered body
+ * in a stream); only a body of unknown length (chunked) is streamed, counting as it goes.
  */
 export async function readBodyLimited(
   request: Request,
   limit: number,
 ): Promise<Uint8Array<ArrayBuffer>> {
   const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > limit) throw new PayloadTooLargeError(limit);
-  if (!request.body) return new Uint8Array(0);
   if (declared !== null && /^[0-9]+$/.test(declared)) {
-    // A declared length within the limit: the runtime enforces it, one read is enough.
+    if (Number(declared) > limit) throw new PayloadTooLargeError(limit);
+    // The runtime holds the connection to the declared length, so one read is enough.
     const body = new Uint8Array(await request.arrayBuffer());
     if (body.byteLength > limit) throw new PayloadTooLargeError(limit);
     return body;
   }
-  const reader = request.body.getReader();
+  const stream = request.body;
+  if (!stream) return new Uint8Array(0);
+  const reader = stream.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
@@ -113,6 +136,7 @@ export async function readBodyLimited(
     }
     chunks.push(value);
   }
+  if (chunks.length === 1) return new Uint8Array(chunks[0]);
   const body = new Uint8Array(size);
   let offset = 0;
   for (const chunk of chunks) {

@@ -6,9 +6,16 @@
  * The Twilio SDK's `validateRequest` does the same, but the SDK is far too large for an Edge
  * Function; this module is tested against the examples Twilio publishes.
  */
-import { Buffer } from "node:buffer";
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { HmacKey } from "./hmac.ts";
 import { UnauthorizedError } from "./webhook_auth.ts";
+
+const keys = new Map<string, HmacKey>();
+
+function keyFor(authToken: string): HmacKey {
+  let key = keys.get(authToken);
+  if (!key) keys.set(authToken, key = new HmacKey("sha1", authToken));
+  return key;
+}
 
 /** The text Twilio signs: the URL, then each parameter as name + value, sorted by name. */
 export function twilioSignedText(url: string, params: URLSearchParams): string {
@@ -21,9 +28,7 @@ export function twilioSignedText(url: string, params: URLSearchParams): string {
 
 /** Computes the signature Twilio sends for a URL and its POST parameters. */
 export function twilioSignature(authToken: string, url: string, params: URLSearchParams): string {
-  return createHmac("sha1", authToken).update(twilioSignedText(url, params), "utf8").digest(
-    "base64",
-  );
+  return keyFor(authToken).base64(twilioSignedText(url, params));
 }
 
 /**
@@ -36,10 +41,7 @@ export function verifyTwilioSignature(
   url: string,
   params: URLSearchParams,
 ): void {
-  const given = Buffer.from(header.trim(), "base64");
-  const expected = createHmac("sha1", authToken).update(twilioSignedText(url, params), "utf8")
-    .digest();
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+  if (!keyFor(authToken).verifyBase64(twilioSignedText(url, params), header.trim())) {
     throw new UnauthorizedError("X-Twilio-Signature does not match the URL and parameters");
   }
 }

@@ -10,15 +10,17 @@
  * | `Authorization: Bearer <secret>`                  | static token (Evolution API)   | `WEBHOOK_SECRET`           |
  * | `Authorization: Bearer <JWT>`                     | Evolution API `jwt_key` (HS256) | `EVOLUTION_JWT_KEY`       |
  *
- * Every comparison runs in constant time: HMACs and bearer tokens through `timingSafeEqual` (over
- * digests of equal length), Standard Webhooks and JWTs through their libraries. HMACs are computed
- * with `node:crypto`, synchronously: it is several times cheaper per request than an async
- * WebCrypto call.
+ * Every comparison runs in constant time: HMACs and bearer tokens through `timingSafeEqualBytes`
+ * (over digests of equal length), Standard Webhooks and JWTs through their libraries. HMACs are computed
+ * synchronously with each secret's keyed hash states precomputed once ({@link HmacKey}): several
+ * times cheaper per request than an async WebCrypto call or a fresh `createHmac`.
  */
-import { Buffer } from "node:buffer";
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
 import { jwtVerify } from "jose";
 import { Webhook as StandardWebhook } from "standardwebhooks";
+import { decodeHex, HmacKey, timingSafeEqualBytes } from "./hmac.ts";
+
+export { decodeHex } from "./hmac.ts";
 
 /** How a delivery was authenticated. */
 export type AuthScheme =
@@ -54,19 +56,13 @@ export class UnauthorizedError extends Error {
 
 const encoder = new TextEncoder();
 
-/** Decodes lower- or upper-case hex; undefined when the text is not hex. */
-export function decodeHex(hex: string): Uint8Array<ArrayBuffer> | undefined {
-  if (hex.length === 0 || hex.length % 2 !== 0 || !/^[0-9a-fA-F]+$/.test(hex)) return undefined;
-  return new Uint8Array(Buffer.from(hex, "hex"));
-}
-
 /** Computes the hex HMAC of a body (SHA-256 by default), as a sender would. */
 export function signBody(
   secret: string,
   body: string | Uint8Array,
   hash: "sha256" | "sha512" = "sha256",
 ): string {
-  return createHmac(hash, secret).update(body).digest("hex");
+  return new HmacKey(hash, secret).hex(body);
 }
 
 /** Whether any scheme has a secret. */
@@ -82,6 +78,8 @@ export class WebhookAuthenticator {
   readonly #secrets: WebhookSecrets;
   #sharedDigest?: Uint8Array;
   #standard?: StandardWebhook;
+  /** Keyed HMAC states, built on first use per (hash, secret). */
+  readonly #hmacKeys = new Map<string, HmacKey>();
 
   constructor(secrets: WebhookSecrets) {
     this.#secrets = secrets;
@@ -135,7 +133,7 @@ export class WebhookAuthenticator {
       }
       const secret = this.#require(this.#secrets.shared, "Authorization", "WEBHOOK_SECRET");
       this.#sharedDigest ??= sha256(secret);
-      if (!timingSafeEqual(sha256(token), this.#sharedDigest)) {
+      if (!timingSafeEqualBytes(sha256(token), this.#sharedDigest)) {
         throw new UnauthorizedError("bearer token is wrong");
       }
       return "bearer";
@@ -156,8 +154,10 @@ export class WebhookAuthenticator {
   ): void {
     const expected = decodeHex(hex);
     if (!expected) throw new UnauthorizedError("signature is not hex");
-    const actual = createHmac(hash, secret).update(body).digest();
-    if (actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
+    const id = `${hash}:${secret}`;
+    let key = this.#hmacKeys.get(id);
+    if (!key) this.#hmacKeys.set(id, key = new HmacKey(hash, secret));
+    if (!key.verify(body, expected)) {
       throw new UnauthorizedError("signature does not match the body");
     }
   }

@@ -1,0 +1,82 @@
+/**
+ * The targets a run is judged by, each with what was measured and whether it is met.
+ */
+import type { BenchResult, TargetCheck } from "./result.ts";
+
+/** Checks every target the result has figures for. */
+export function evaluateTargets(result: Omit<BenchResult, "targets">): TargetCheck[] {
+  const ours = result.rows.filter((r) => r.id.startsWith("ours") || r.id.startsWith("fault:"));
+  const bad = ours.filter((r) => r.leaked > 0 || r.lost > 0);
+  const checks: TargetCheck[] = [{
+    target: "ours: 0 leaked duplicates and 0 lost events in every row, faults included",
+    measured: ours.length === 0
+      ? "not run"
+      : bad.length === 0
+      ? `${ours.length} rows, all 0/0`
+      : bad.map((r) => `${r.label}: ${r.leaked} leaked, ${r.lost} lost`).join("; "),
+    met: ours.length === 0 ? null : bad.length === 0,
+  }];
+  const micro = (name: string) => result.micro.find((m) => m.name === name)?.avgNs;
+  const tier100k = micro("memory tier, 100000 live keys");
+  const scan100k = micro("scan-every-entry Map, 100000 live keys");
+  const tier1k = micro("memory tier, 1000 live keys");
+  if (tier100k && scan100k && tier1k) {
+    const ratio = scan100k / tier100k;
+    const growth = tier100k / tier1k;
+    checks.push({
+      target: "Map tier ≥ 1000× faster than the scan-every-entry Map at 100k live keys",
+      measured: `${ratio.toFixed(0)}× (${tier100k.toFixed(0)} ns vs ${scan100k.toFixed(0)} ns)`,
+      met: ratio >= 1000,
+    }, {
+      target: "Map tier flat from 1k to 100k live keys (≤ 2× growth)",
+      measured: `${tier1k.toFixed(0)} ns → ${tier100k.toFixed(0)} ns (${growth.toFixed(1)}×)`,
+      met: growth <= 2,
+    });
+  } else {
+    checks.push({ target: "Map tier micro-benchmark", measured: "not run", met: null });
+  }
+  const dup = result.costProbe.find((p) => p.case === "same-instance duplicate");
+  if (dup) {
+    checks.push({
+      target: "same-instance duplicates cost 0 database and 0 Redis round trips",
+      measured: `${dup.dbRoundTrips} database, ${dup.redisBatches} Redis`,
+      met: dup.dbRoundTrips === 0 && dup.redisBatches === 0,
+    });
+    const maxDb = Math.max(...result.costProbe.map((p) => p.dbRoundTrips));
+    const maxRedis = Math.max(...result.costProbe.map((p) => p.redisBatches));
+    checks.push({
+      target: "any webhook costs ≤ 1 Redis command batch and ≤ 1 database round trip",
+      measured: `max ${maxRedis} Redis batch(es), max ${maxDb} database round trip(s) per webhook`,
+      met: maxDb <= 1 && maxRedis <= 1,
+    });
+  }
+  const http = result.http;
+  if (http) {
+    const dup = http.duplicatePath.requestsPerS;
+    const dupRatio = dup / http.bare.requestsPerS;
+    const fairer = http.bareHmac
+      ? `; ${(dup / http.bareHmac.requestsPerS * 100).toFixed(0)}% of the bare handler with ` +
+        `raw bytes + HMAC (${http.bareHmac.requestsPerS.toFixed(0)} req/s)`
+      : "";
+    checks.push({
+      target: "signed duplicate deliveries on one instance ≥ 30% of the bare-handler ceiling",
+      measured: `${dup.toFixed(0)} vs ${http.bare.requestsPerS.toFixed(0)} req/s = ${
+        (dupRatio * 100).toFixed(0)
+      }%${fairer} (p99 ${http.duplicatePath.p99Ms.toFixed(1)} ms)`,
+      met: dupRatio >= 0.3,
+    });
+    const ceiling = http.pgbench.find((p) => p.clients === http.instancePoolSize);
+    if (ceiling && http.uniquePath !== http.duplicatePath) {
+      const ratio = http.uniquePath.requestsPerS / ceiling.tps;
+      checks.push({
+        target:
+          `signed unique deliveries ≥ 50% of the pgbench ceiling (${ceiling.clients} clients = pool size)`,
+        measured: `${http.uniquePath.requestsPerS.toFixed(0)} req/s vs ${
+          ceiling.tps.toFixed(0)
+        } tx/s = ${(ratio * 100).toFixed(0)}% (p99 ${http.uniquePath.p99Ms.toFixed(1)} ms)`,
+        met: ratio >= 0.5,
+      });
+    }
+  }
+  return checks;
+}
