@@ -139,25 +139,28 @@ as $$
 $$;
 
 -- The atomic claim: pending (and not backing off) -> processing, with a lease and an attempt.
+-- The candidates are a materialized CTE: as an `id in (subquery … limit)` the subquery may be
+-- rescanned and claim more than p_limit rows.
 create or replace function public.whatsapp_send_claim(p_batch uuid, p_limit integer, p_lease_ms integer)
 returns setof public.whatsapp_send_recipients
 language sql
 as $$
+  with picked as materialized (
+    select id from public.whatsapp_send_recipients
+     where batch_id = p_batch and status = 'pending'
+       and (not_before is null or not_before <= now())
+     order by row_number
+     limit p_limit
+       for update skip locked
+  )
   update public.whatsapp_send_recipients r
      set status = 'processing',
          attempts = r.attempts + 1,
          lease_until = now() + make_interval(secs => p_lease_ms / 1000.0),
          not_before = null,
          updated_at = now()
-   where r.id in (
-           select id from public.whatsapp_send_recipients
-            where batch_id = p_batch and status = 'pending'
-              and (not_before is null or not_before <= now())
-            order by row_number
-            limit p_limit
-              for update skip locked
-         )
-     and r.status = 'pending'
+    from picked
+   where r.id = picked.id and r.status = 'pending'
   returning r.*
 $$;
 

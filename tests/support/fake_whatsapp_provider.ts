@@ -211,7 +211,10 @@ function unauthorizedMeta(): Response {
 }
 
 /** The provider environment for whatsapp-send-batch against this fake. */
-export function providerEnv(fake: { url: string }, kind: "meta" | "evolution" | "waha") {
+export function providerEnv(
+  fake: { url: string },
+  kind: "meta" | "evolution" | "waha",
+): Record<string, string> {
   if (kind === "meta") {
     return {
       SEND_PROVIDER: "meta",

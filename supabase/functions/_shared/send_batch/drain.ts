@@ -59,12 +59,14 @@ export class BatchDrain {
     this.#logger = deps.logger;
   }
 
-  /** Recipients claimed per statement: about one second of sending, so leases never lapse queued. */
+  /**
+   * Recipients claimed per statement: no more than can be in flight at once (and about one second
+   * of sending), so a claimed recipient is called promptly and a crash leaves few `unknown` rows
+   * that were never called.
+   */
   get chunkSize(): number {
-    return Math.max(
-      1,
-      Math.min(this.#settings.claimChunk, Math.ceil(this.#settings.ratePerSecond)),
-    );
+    const { claimChunk, concurrency, ratePerSecond } = this.#settings;
+    return Math.max(1, Math.min(claimChunk, concurrency, Math.ceil(ratePerSecond)));
   }
 
   /**
@@ -152,7 +154,7 @@ export class BatchDrain {
           await this.#limiter.acquire();
           // Out of time, or queued so long that the lease could lapse during the call: give it back.
           const late = Date.now() - item.claimedAt >
-            this.#settings.leaseMs - this.#settings.providerTimeoutMs - 1000;
+            (this.#settings.leaseMs - this.#settings.providerTimeoutMs) / 2;
           if (Date.now() >= deadline || late) {
             await this.#repository.recordBackoff(item.recipient, null, 0);
             report.more = true;

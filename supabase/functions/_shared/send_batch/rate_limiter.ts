@@ -41,8 +41,8 @@ export class PacingRateLimiter implements RateLimiter {
 }
 
 /**
- * The rate shared by every instance: a token bucket in Upstash Redis refilled at a tenth of the
- * rate every 100 ms (so bursts stay small), in front of the per-instance pacing.
+ * The rate shared by every instance: a token bucket in Upstash Redis refilled with a twentieth of
+ * the rate every 50 ms (a burst is at most rate/20 calls), in front of the per-instance pacing.
  */
 export class UpstashRateLimiter implements RateLimiter {
   readonly #local: PacingRateLimiter;
@@ -51,8 +51,8 @@ export class UpstashRateLimiter implements RateLimiter {
 
   constructor(options: { url: string; token: string; prefix: string; ratePerSecond: number }) {
     this.#local = new PacingRateLimiter(options.ratePerSecond);
-    const perTick = Math.max(1, Math.floor(options.ratePerSecond / 10));
-    const tickMs = Math.round((perTick / options.ratePerSecond) * 1000);
+    const perTick = Math.max(1, Math.floor(options.ratePerSecond / 20));
+    const tickMs = Math.max(1, Math.round((perTick / options.ratePerSecond) * 1000));
     this.#shared = new Ratelimit({
       redis: new Redis({ url: options.url, token: options.token, enableTelemetry: false }),
       limiter: Ratelimit.tokenBucket(perTick, `${tickMs} ms`, perTick),
