@@ -56,6 +56,8 @@ async function main() {
     Deno.env.set("WEBHOOK_SECRET", DEV_WEBHOOK_SECRET);
     console.log("WEBHOOK_SECRET not set; using the local development secret (see README)");
   }
+  // whatsapp-send-batch: no pg_cron + pg_net locally, so the function runs its drain schedule itself.
+  if (!Deno.env.get("SEND_DRAIN_INTERVAL_MS")) Deno.env.set("SEND_DRAIN_INTERVAL_MS", "10000");
   const server = await serveFunctions({
     port: Number(Deno.env.get("PORT") ?? 54321),
     hostname: Deno.env.get("HOST") ?? "127.0.0.1",

@@ -11,6 +11,8 @@ const FUNCTIONS: Record<string, boolean> = {
   // Gateways send no Supabase JWT: these check each gateway's signature themselves.
   "whatsapp-membership-webhook": false,
   "whatsapp-message-webhook": false,
+  // Called from the UI with the user's JWT: the platform checks it, the function re-verifies it.
+  "whatsapp-send-batch": true,
 };
 
 Deno.test("config.toml: each function's entry point, import map and verify_jwt", async () => {

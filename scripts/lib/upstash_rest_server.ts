@@ -6,6 +6,7 @@
  * `POST /pipeline` and `POST /multi-exec` with an array of commands, `Authorization: Bearer`,
  * and `Upstash-Encoding: base64` responses.
  */
+import { createHash } from "node:crypto";
 import { createClient } from "@redis/client";
 
 /** A running endpoint. */
@@ -57,10 +58,34 @@ export async function startUpstashRestServer(options: {
   const stats = { requests: 0, commands: 0 };
   const faults = { delayMs: 0 };
 
+  // Upstash accepts the `allow-key-locking` script flag (@upstash/ratelimit sends it); Redis 7 does
+  // not. Scripts are stored without it and EVALSHA of the original script is mapped to them.
+  const scriptShas = new Map<string, string>();
+  const sha1 = (text: string) => createHash("sha1").update(text).digest("hex");
+  const compatible = (args: string[]): string[] => {
+    const name = args[0]?.toUpperCase();
+    const at = name === "EVAL" || name === "EVAL_RO"
+      ? 1
+      : name === "SCRIPT" && args[1]?.toUpperCase() === "LOAD"
+      ? 2
+      : -1;
+    if (at !== -1 && /^#!lua[^\n]*allow-key-locking/.test(args[at] ?? "")) {
+      const original = args[at];
+      const script = original.replace(/^(#!lua[^\n]*?)\s*,?\s*allow-key-locking/, "$1")
+        .replace(/flags=\s*(\n)/, "$1").replace(/flags=,/, "flags=");
+      scriptShas.set(sha1(original), sha1(script));
+      return args.map((arg, i) => (i === at ? script : arg));
+    }
+    if ((name === "EVALSHA" || name === "EVALSHA_RO") && scriptShas.has(args[1])) {
+      return args.map((arg, i) => (i === 1 ? scriptShas.get(arg)! : arg));
+    }
+    return args;
+  };
+
   const run = async (command: (string | number)[]): Promise<{ result?: Reply; error?: string }> => {
     stats.commands++;
     try {
-      const result = await redis.sendCommand(command.map(String)) as Reply;
+      const result = await redis.sendCommand(compatible(command.map(String))) as Reply;
       return { result };
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);

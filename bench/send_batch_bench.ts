@@ -1,0 +1,259 @@
+/**
+ * The send-batch benchmark: whatsapp-send-batch against the fake provider server, with a real
+ * PostgreSQL on loopback.
+ *
+ *   deno run -A bench/send_batch_bench.ts --quick
+ *
+ * Rows: recipients/s at a high configured rate and the database round trips per recipient (the
+ * function's own cost); the share of 80/s sustained (from the provider's call times); and the
+ * kill-and-resume fault (a runner process killed mid-drain, the drain schedule resumes): double
+ * sends and skipped recipients, both must be 0.
+ */
+import postgres from "postgres";
+import { applyMigrations } from "../scripts/lib/migrate.ts";
+import { freePort } from "../scripts/lib/ports.ts";
+import { startPostgres } from "../scripts/lib/postgres_server.ts";
+import { silentLogger } from "../supabase/functions/_shared/core/log.ts";
+import { parseSendBatchConfig } from "../supabase/functions/_shared/send_batch/config.ts";
+import {
+  createSendBatchHandler,
+  depsFromConfig,
+} from "../supabase/functions/whatsapp-send-batch/handler.ts";
+import { FakeWhatsAppProvider, providerEnv } from "../tests/support/fake_whatsapp_provider.ts";
+import { startFunctionInstance } from "../tests/support/function_instance.ts";
+import { mintJwt } from "../tests/support/jwt.ts";
+import { startPgCountingProxy } from "./lib/pg_counting_proxy.ts";
+
+/** One row of the send benchmark. */
+export interface SendBenchRow {
+  id: "send:high-rate" | "send:80-per-second" | "send:kill-resume";
+  recipients: number;
+  /** Recipients finished per second of the run. */
+  recipientsPerSecond: number;
+  /** Database round trips per recipient (high-rate row). */
+  dbRoundTripsPerRecipient?: number;
+  /** Provider calls per second over the limit (80/s row); target ≥ 0.95. */
+  shareOfLimit?: number;
+  /** Recipients called more than once; must be 0. */
+  doubleSends: number;
+  /** Recipients neither sent nor listed unknown at the end; must be 0. */
+  skipped: number;
+  /** Recipients listed unknown (in flight at the kill). */
+  unknown: number;
+}
+
+/** Options of {@link runSendBatchBench}. */
+export interface SendBenchOptions {
+  quick?: boolean;
+  /** An existing database with the migrations applied; otherwise one is started. */
+  databaseUrl?: string;
+  log?: (line: string) => void;
+}
+
+function phones(n: number, seed: number): string[] {
+  return Array.from({ length: n }, (_, i) => `+1415${String((seed + i) % 1e7).padStart(7, "0")}`);
+}
+
+async function createBatch(
+  target: (request: Request) => Promise<Response>,
+  jwt: string,
+  list: string[],
+): Promise<string> {
+  const response = await target(
+    new Request("http://bench/whatsapp-send-batch", {
+      method: "POST",
+      headers: { authorization: `Bearer ${jwt}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        message: "Hello {{name}}",
+        recipients: list.map((phone) => ({ phone })),
+      }),
+    }),
+  );
+  const body = await response.json();
+  if (response.status !== 201) throw new Error(`create failed: ${JSON.stringify(body)}`);
+  return body.batch_id;
+}
+
+const post = (url: string, jwt: string) =>
+  fetch(url, { method: "POST", headers: { authorization: `Bearer ${jwt}` } }).then((r) => r.json());
+
+async function outcome(sql: postgres.Sql, batchId: string, fake: FakeWhatsAppProvider) {
+  const rows = await sql<{ phone: string; status: string }[]>`
+    select phone, status from public.whatsapp_send_recipients where batch_id = ${batchId}`;
+  const calls = fake.callsPerRecipient();
+  return {
+    doubleSends: [...calls.values()].filter((n) => n > 1).length,
+    skipped: rows.filter((r) => r.status !== "sent" && r.status !== "unknown").length,
+    unknown: rows.filter((r) => r.status === "unknown").length,
+  };
+}
+
+async function waitDone(sql: postgres.Sql, batchId: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [row] = await sql<{ open: number }[]>`
+      select count(*)::int as open from public.whatsapp_send_recipients
+       where batch_id = ${batchId} and status in ('pending', 'processing')`;
+    if (row.open === 0) return;
+    if (Date.now() > deadline) throw new Error(`batch not finished in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** In-process handler run: the high-rate and the 80/s rows. */
+async function inProcessRow(
+  databaseUrl: string,
+  id: "send:high-rate" | "send:80-per-second",
+  count: number,
+  rate: number,
+): Promise<SendBenchRow> {
+  const fake = FakeWhatsAppProvider.start();
+  const target = new URL(databaseUrl);
+  const proxy = startPgCountingProxy(Number(target.port));
+  const config = parseSendBatchConfig({
+    SUPABASE_DB_URL: proxy.urlFor(databaseUrl),
+    SEND_RATE_PER_SECOND: String(rate),
+    SEND_CONCURRENCY: "32",
+    SEND_TIME_BUDGET_MS: "600000",
+    ...providerEnv(fake, "meta"),
+  });
+  const deps = depsFromConfig(config);
+  deps.logger = silentLogger;
+  const { handler, service } = createSendBatchHandler(deps);
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    const jwt = await mintJwt({ sub: crypto.randomUUID() });
+    const batchId = await createBatch(handler, jwt, phones(count, Math.floor(Math.random() * 1e6)));
+    const before = proxy.stats.roundTrips;
+    const started = performance.now();
+    await handler(
+      new Request(`http://bench/whatsapp-send-batch/${batchId}/send`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${jwt}` },
+      }),
+    );
+    await service.idle();
+    const seconds = (performance.now() - started) / 1000;
+    const roundTrips = proxy.stats.roundTrips - before;
+    const times = fake.calls.map((c) => c.at).sort((a, b) => a - b);
+    const callRate = times.length > 1
+      ? (times.length - 1) / ((times[times.length - 1] - times[0]) / 1000)
+      : 0;
+    return {
+      id,
+      recipients: count,
+      recipientsPerSecond: count / seconds,
+      dbRoundTripsPerRecipient: roundTrips / count,
+      shareOfLimit: id === "send:80-per-second" ? callRate / rate : undefined,
+      ...(await outcome(sql, batchId, fake)),
+    };
+  } finally {
+    await sql.end();
+    await deps.repository.close();
+    proxy.close();
+    await fake.stop();
+  }
+}
+
+/** Kill-and-resume: two runner processes, one killed mid-drain; the schedule resumes. */
+async function killResumeRow(databaseUrl: string, count: number): Promise<SendBenchRow> {
+  const fake = FakeWhatsAppProvider.start();
+  const env = {
+    SUPABASE_DB_URL: databaseUrl,
+    WEBHOOK_SECRET: "bench-webhook-secret-0123456789",
+    SEND_RATE_PER_SECOND: "400",
+    SEND_CONCURRENCY: "8",
+    SEND_PROVIDER_TIMEOUT_MS: "1000",
+    SEND_LEASE_MS: "1500",
+    SEND_TIME_BUDGET_MS: "700",
+    SEND_DRAIN_INTERVAL_MS: "250",
+    ...providerEnv(fake, "meta"),
+  };
+  const [a, b] = await Promise.all([startFunctionInstance(env), startFunctionInstance(env)]);
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    const jwt = await mintJwt({ sub: crypto.randomUUID() });
+    const fn = (i: typeof a) => i.url("whatsapp-send-batch");
+    const batchId = await createBatch(
+      (request) => fetch(new Request(fn(a), request)),
+      jwt,
+      phones(count, Math.floor(Math.random() * 1e6)),
+    );
+    await fetch(`${fn(b)}/${batchId}`, { headers: { authorization: `Bearer ${jwt}` } })
+      .then((r) => r.body?.cancel());
+    const started = performance.now();
+    await post(`${fn(a)}/${batchId}/send`, jwt);
+    await fake.waitForCalls(Math.floor(count / 3));
+    await a.kill();
+    await waitDone(sql, batchId, 120_000);
+    const seconds = (performance.now() - started) / 1000;
+    return {
+      id: "send:kill-resume",
+      recipients: count,
+      recipientsPerSecond: count / seconds,
+      ...(await outcome(sql, batchId, fake)),
+    };
+  } finally {
+    await sql.end();
+    await a.stop();
+    await b.stop();
+    await fake.stop();
+  }
+}
+
+/** Runs the send rows; starts a PostgreSQL unless `databaseUrl` is given. */
+export async function runSendBatchBench(options: SendBenchOptions = {}): Promise<SendBenchRow[]> {
+  const log = options.log ?? console.log;
+  let stop = async () => {};
+  let databaseUrl = options.databaseUrl;
+  if (!databaseUrl) {
+    const work = await Deno.makeTempDir({ prefix: "wa-send-bench-" });
+    await Deno.chmod(work, 0o755);
+    const pg = await startPostgres({
+      dataDir: `${work}/pgdata`,
+      port: freePort(),
+      logFile: `${work}/postgres.log`,
+      settings: { fsync: "off", full_page_writes: "off" },
+    });
+    await applyMigrations(pg.url);
+    databaseUrl = pg.url;
+    stop = async () => {
+      await pg.stop();
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+    };
+  }
+  try {
+    const quick = options.quick ?? false;
+    const rows: SendBenchRow[] = [];
+    rows.push(await inProcessRow(databaseUrl, "send:high-rate", quick ? 500 : 5000, 10_000));
+    log(format(rows[rows.length - 1]));
+    rows.push(await inProcessRow(databaseUrl, "send:80-per-second", quick ? 160 : 800, 80));
+    log(format(rows[rows.length - 1]));
+    rows.push(await killResumeRow(databaseUrl, quick ? 300 : 1000));
+    log(format(rows[rows.length - 1]));
+    return rows;
+  } finally {
+    await stop();
+  }
+}
+
+function format(row: SendBenchRow): string {
+  const parts = [
+    `${row.id}: ${row.recipients} recipients`,
+    `${row.recipientsPerSecond.toFixed(1)} recipients/s`,
+  ];
+  if (row.dbRoundTripsPerRecipient !== undefined) {
+    parts.push(`${row.dbRoundTripsPerRecipient.toFixed(2)} db round trips/recipient`);
+  }
+  if (row.shareOfLimit !== undefined) {
+    parts.push(`${(row.shareOfLimit * 100).toFixed(1)} % of the limit`);
+  }
+  parts.push(`double sends ${row.doubleSends}`, `skipped ${row.skipped}`, `unknown ${row.unknown}`);
+  return parts.join(", ");
+}
+
+if (import.meta.main) {
+  const rows = await runSendBatchBench({ quick: Deno.args.includes("--quick") });
+  const bad = rows.filter((r) => r.doubleSends > 0 || r.skipped > 0);
+  Deno.exit(bad.length > 0 ? 1 : 0);
+}

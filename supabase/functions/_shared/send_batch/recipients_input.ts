@@ -1,0 +1,152 @@
+/**
+ * Recipient lists as uploaded (a JSON array or a CSV file) turned into the rows of a batch:
+ * phones normalised to E.164, the same person twice kept once, invalid rows reported.
+ */
+import { parse as parseCsv } from "csv-parse/sync";
+import { z } from "zod";
+import { HttpError } from "../core/http.ts";
+import { normalizePhone } from "../whatsapp/identity.ts";
+import { MAX_RECIPIENTS } from "./config.ts";
+
+/** A valid, normalised recipient. */
+export interface RecipientRow {
+  /** 1-based position in the upload. */
+  row: number;
+  phone: string;
+  name?: string;
+  variables: Record<string, string>;
+}
+
+/** A row that was not accepted. */
+export interface RejectedRow {
+  row: number;
+  value: string;
+  reason: string;
+}
+
+/** The outcome of reading an upload. */
+export interface RecipientList {
+  accepted: RecipientRow[];
+  duplicatesRemoved: number;
+  rejected: RejectedRow[];
+}
+
+/** 400: the upload has no rows, too many rows, or no phone column. */
+export class InvalidRecipientListError extends HttpError {
+  constructor(code: string, message: string, details?: unknown) {
+    super(400, code, message, { details });
+    this.name = "InvalidRecipientListError";
+  }
+}
+
+const scalar = z.union([z.string(), z.number(), z.boolean()]).transform(String);
+
+/** One JSON recipient; fields other than these are ignored. */
+export const RecipientInputSchema = z.object({
+  phone: z.union([z.string(), z.number()]).transform(String),
+  name: z.string().max(256).optional().nullable(),
+  variables: z.record(z.string(), scalar.nullable()).optional().nullable(),
+});
+
+type RawRecipient = { phone: unknown; name?: unknown; variables?: unknown };
+
+function tooMany(count: number): never {
+  throw new InvalidRecipientListError(
+    "too_many_recipients",
+    `a batch has at most ${MAX_RECIPIENTS} recipients; the upload has ${count} rows`,
+  );
+}
+
+/** Normalises raw rows (from JSON or CSV) into a {@link RecipientList}. */
+export function readRecipients(rows: readonly RawRecipient[]): RecipientList {
+  if (rows.length === 0) {
+    throw new InvalidRecipientListError("no_recipients", "no recipients given");
+  }
+  if (rows.length > MAX_RECIPIENTS) tooMany(rows.length);
+  const accepted: RecipientRow[] = [];
+  const rejected: RejectedRow[] = [];
+  const seen = new Set<string>();
+  let duplicatesRemoved = 0;
+  rows.forEach((raw, index) => {
+    const row = index + 1;
+    const parsed = RecipientInputSchema.safeParse(raw);
+    if (!parsed.success) {
+      const value = typeof raw?.phone === "string" ? raw.phone : JSON.stringify(raw?.phone ?? null);
+      rejected.push({ row, value, reason: parsed.error.issues[0]?.message ?? "invalid recipient" });
+      return;
+    }
+    let phone: string;
+    try {
+      phone = normalizePhone(parsed.data.phone);
+    } catch (error) {
+      rejected.push({ row, value: parsed.data.phone, reason: (error as Error).message });
+      return;
+    }
+    if (seen.has(phone)) {
+      duplicatesRemoved++;
+      return;
+    }
+    seen.add(phone);
+    const variables: Record<string, string> = {};
+    for (const [key, value] of Object.entries(parsed.data.variables ?? {})) {
+      if (value !== null) variables[key] = value;
+    }
+    const name = parsed.data.name ?? undefined;
+    accepted.push({ row, phone, name: name || undefined, variables });
+  });
+  return { accepted, duplicatesRemoved, rejected };
+}
+
+/**
+ * Reads a CSV upload: a header row with a `phone` column (case-insensitive; `name` is the name),
+ * every other column becomes a variable.
+ */
+export function readRecipientsCsv(text: string): RecipientList {
+  if (text.trim() === "") {
+    throw new InvalidRecipientListError("empty_file", "the CSV file is empty");
+  }
+  let records: string[][];
+  try {
+    records = parseCsv(text, {
+      bom: true,
+      skip_empty_lines: true,
+      relax_column_count: true,
+      trim: true,
+    }) as string[][];
+  } catch (error) {
+    throw new InvalidRecipientListError(
+      "malformed_csv",
+      `the CSV file cannot be read: ${(error as Error).message.split("\n")[0]}`,
+    );
+  }
+  const [header, ...data] = records;
+  const columns = header.map((name) => name.trim());
+  const phoneColumn = columns.findIndex((name) => name.toLowerCase() === "phone");
+  if (phoneColumn === -1) {
+    throw new InvalidRecipientListError(
+      "missing_phone_column",
+      "the header row has no phone column",
+      {
+        columns,
+      },
+    );
+  }
+  if (data.length === 0) {
+    throw new InvalidRecipientListError("no_recipients", "the CSV file has a header but no rows");
+  }
+  if (data.length > MAX_RECIPIENTS) tooMany(data.length);
+  const nameColumn = columns.findIndex((name) => name.toLowerCase() === "name");
+  return readRecipients(data.map((record) => {
+    const variables: Record<string, string> = {};
+    columns.forEach((column, i) => {
+      if (i !== phoneColumn && column !== "" && record[i] !== undefined) {
+        variables[column] = record[i];
+      }
+    });
+    return {
+      phone: record[phoneColumn] ?? "",
+      name: nameColumn === -1 ? undefined : record[nameColumn] || undefined,
+      variables,
+    };
+  }));
+}

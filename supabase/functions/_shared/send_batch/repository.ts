@@ -1,0 +1,377 @@
+/**
+ * The database side of send batches, over postgres.js (`SUPABASE_DB_URL`).
+ *
+ * What a caller asks for runs in a transaction as that caller: `set local role authenticated` and
+ * `request.jwt.claims` so that `auth.uid()` and RLS answer as on Supabase (another user's batch is
+ * simply not there). The drain itself runs with the connection's own role, after the request that
+ * started it passed RLS.
+ */
+import postgres from "postgres";
+import { HttpError } from "../core/http.ts";
+import type { Caller } from "./caller.ts";
+import type { BatchMessage } from "./message.ts";
+import type { RecipientRow } from "./recipients_input.ts";
+
+/** A recipient's status. */
+export type RecipientStatus = "pending" | "processing" | "sent" | "failed" | "unknown";
+
+/** A claimed recipient, ready to be sent. */
+export interface ClaimedRecipient {
+  id: string;
+  phone: string;
+  name: string | null;
+  variables: Record<string, string>;
+  /** The attempt this claim is; results are written only for it. */
+  attempts: number;
+}
+
+/** Counts per status, for the progress bar. */
+export type StatusCounts = Record<RecipientStatus, number>;
+
+/** 503: the database did not answer. */
+export class DatabaseUnavailableError extends HttpError {
+  constructor(cause: unknown) {
+    super(503, "database_unavailable", "the database is unavailable; try again shortly", {
+      headers: { "retry-after": "5" },
+      cause,
+    });
+    this.name = "DatabaseUnavailableError";
+  }
+}
+
+/** The progress of a batch as the GET endpoint shows it. */
+export interface BatchProgress {
+  batchId: string;
+  total: number;
+  counts: StatusCounts;
+  delivered: number;
+  read: number;
+  sendRequestedAt: string | null;
+  draining: boolean;
+  failed: {
+    id: string;
+    row: number;
+    phone: string;
+    error_code: string | null;
+    reason: string | null;
+    retryable: boolean;
+  }[];
+  unknown: { id: string; row: number; phone: string; reason: string | null; attempts: number }[];
+}
+
+const EMPTY_COUNTS: StatusCounts = { pending: 0, processing: 0, sent: 0, failed: 0, unknown: 0 };
+
+/** Every query whatsapp-send-batch runs. */
+export class SendBatchRepository {
+  readonly #sql: postgres.Sql;
+
+  constructor(options: { url: string; poolMax: number; timeoutMs: number }) {
+    this.#sql = postgres(options.url, {
+      max: options.poolMax,
+      prepare: false,
+      connect_timeout: Math.max(1, Math.ceil(options.timeoutMs / 1000)),
+      idle_timeout: 30,
+      onnotice: () => {},
+      connection: { application_name: "whatsapp-send-batch", statement_timeout: options.timeoutMs },
+    });
+  }
+
+  /** Runs `work` in a transaction as the caller (RLS applies to a user). */
+  async asCaller<T>(caller: Caller, work: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
+    try {
+      return await this.#sql.begin(async (tx) => {
+        const role = caller.kind === "user" ? "authenticated" : "service_role";
+        await tx`select set_config('role', ${role}, true),
+                        set_config('request.jwt.claims', ${JSON.stringify(caller.claims)}, true)`;
+        return await work(tx);
+      }) as T;
+    } catch (error) {
+      throw this.#wrap(error);
+    }
+  }
+
+  #wrap(error: unknown): unknown {
+    if (error instanceof HttpError) return error;
+    if (error instanceof postgres.PostgresError) return error;
+    return new DatabaseUnavailableError(error);
+  }
+
+  /** Creates a batch and its recipients in one transaction; returns the batch id. */
+  createBatch(
+    caller: Caller,
+    owner: string,
+    message: BatchMessage,
+    recipients: readonly RecipientRow[],
+  ): Promise<string> {
+    return this.asCaller(caller, async (tx) => {
+      const [batch] = await tx<{ id: string }[]>`
+        insert into public.whatsapp_send_batches (owner, message, total)
+        values (${owner}, ${
+        tx.json(message as unknown as postgres.JSONValue)
+      }, ${recipients.length})
+        returning id`;
+      const rows = recipients.map((r) => ({
+        row: r.row,
+        phone: r.phone,
+        name: r.name ?? null,
+        variables: r.variables,
+      }));
+      await tx`
+        insert into public.whatsapp_send_recipients (batch_id, owner, row_number, phone, name, variables)
+        select ${batch.id}, ${owner}, x.row, x.phone, x.name, coalesce(x.variables, '{}'::jsonb)
+          from jsonb_to_recordset(${tx.json(rows as unknown as postgres.JSONValue)})
+            as x(row integer, phone text, name text, variables jsonb)`;
+      return batch.id;
+    });
+  }
+
+  /** The batch's owner and message, or undefined when the caller cannot see it. */
+  async findBatch(
+    tx: postgres.TransactionSql,
+    batchId: string,
+  ): Promise<{ owner: string; message: BatchMessage } | undefined> {
+    const rows = await tx<{ owner: string; message: BatchMessage }[]>`
+      select owner, message from public.whatsapp_send_batches where id = ${batchId}`;
+    return rows[0];
+  }
+
+  /** Expires lapsed leases (processing → unknown); returns how many. */
+  async expireLeases(tx: postgres.Sql | postgres.TransactionSql, batchId: string): Promise<number> {
+    const [row] = await tx<{ n: number }[]>`
+      select public.whatsapp_send_expire_leases(${batchId}) as n`;
+    return row.n;
+  }
+
+  /** Counts per status. */
+  async counts(tx: postgres.Sql | postgres.TransactionSql, batchId: string): Promise<StatusCounts> {
+    const rows = await tx<{ status: RecipientStatus; n: number }[]>`
+      select status, count(*)::int as n from public.whatsapp_send_recipients
+       where batch_id = ${batchId} group by status`;
+    const counts = { ...EMPTY_COUNTS };
+    for (const row of rows) counts[row.status] = row.n;
+    return counts;
+  }
+
+  /** Takes the batch's drain lease for `token`; false when another live drain holds it. */
+  async acquireDrain(
+    tx: postgres.Sql | postgres.TransactionSql,
+    batchId: string,
+    token: string,
+    leaseMs: number,
+  ): Promise<boolean> {
+    const [row] = await tx<{ ok: boolean }[]>`
+      select public.whatsapp_send_acquire_drain(${batchId}, ${token}, ${Math.ceil(leaseMs)}) as ok`;
+    return row.ok;
+  }
+
+  /** Releases the drain lease if `token` holds it. */
+  async releaseDrain(batchId: string, token: string): Promise<void> {
+    await this.#run(() =>
+      this.#sql`select public.whatsapp_send_release_drain(${batchId}, ${token})`
+    );
+  }
+
+  /** Renews the drain lease; false when it was lost. */
+  renewDrain(batchId: string, token: string, leaseMs: number): Promise<boolean> {
+    return this.#run(() => this.acquireDrain(this.#sql, batchId, token, leaseMs));
+  }
+
+  /** The atomic claim: up to `limit` pending recipients become processing with a lease. */
+  claim(
+    tx: postgres.Sql | postgres.TransactionSql,
+    batchId: string,
+    limit: number,
+    leaseMs: number,
+  ): Promise<ClaimedRecipient[]> {
+    return tx<ClaimedRecipient[]>`
+      select id, phone, name, variables, attempts
+        from public.whatsapp_send_claim(${batchId}, ${limit}, ${Math.ceil(leaseMs)})`;
+  }
+
+  /** {@link claim} outside a caller's transaction (the drain). */
+  claimForDrain(batchId: string, limit: number, leaseMs: number): Promise<ClaimedRecipient[]> {
+    return this.#run(() => this.claim(this.#sql, batchId, limit, leaseMs));
+  }
+
+  /** The batch's message (the drain). */
+  async messageOf(batchId: string): Promise<BatchMessage | undefined> {
+    const rows = await this.#run(() =>
+      this.#sql<{ message: BatchMessage }[]>`
+        select message from public.whatsapp_send_batches where id = ${batchId}`
+    );
+    return rows[0]?.message;
+  }
+
+  /** Milliseconds until the next backing-off recipient may be claimed; undefined when none. */
+  async nextPendingInMs(batchId: string): Promise<number | undefined> {
+    const [row] = await this.#run(() =>
+      this.#sql<{ pending: number; wait_ms: number | null }[]>`
+        select count(*)::int as pending,
+               greatest(0, extract(epoch from (min(not_before) - now())) * 1000)::int as wait_ms
+          from public.whatsapp_send_recipients
+         where batch_id = ${batchId} and status = 'pending'`
+    );
+    if (row.pending === 0) return undefined;
+    return row.wait_ms ?? 0;
+  }
+
+  /** Records acceptance by the provider. */
+  async recordSent(recipient: ClaimedRecipient, messageId: string): Promise<void> {
+    await this.#run(() =>
+      this.#sql`
+        update public.whatsapp_send_recipients
+           set status = 'sent', provider_message_id = ${messageId}, sent_at = coalesce(sent_at, now()),
+               lease_until = null, error_code = null, error_message = null, updated_at = now()
+         where id = ${recipient.id} and attempts = ${recipient.attempts}
+           and status in ('processing', 'unknown')`
+    );
+  }
+
+  /** Records a rejection with the provider's code. */
+  async recordFailed(
+    recipient: ClaimedRecipient,
+    code: string,
+    message: string,
+    retryable: boolean,
+  ): Promise<void> {
+    await this.#run(() =>
+      this.#sql`
+        update public.whatsapp_send_recipients
+           set status = 'failed', error_code = ${code}, error_message = ${message.slice(0, 500)},
+               retryable = ${retryable}, lease_until = null, updated_at = now()
+         where id = ${recipient.id} and attempts = ${recipient.attempts}
+           and status in ('processing', 'unknown')`
+    );
+  }
+
+  /** Records an ambiguous outcome: it may have been sent; never resent automatically. */
+  async recordUnknown(recipient: ClaimedRecipient, reason: string): Promise<void> {
+    await this.#run(() =>
+      this.#sql`
+        update public.whatsapp_send_recipients
+           set status = 'unknown', error_code = 'ambiguous', error_message = ${reason},
+               lease_until = null, updated_at = now()
+         where id = ${recipient.id} and attempts = ${recipient.attempts} and status = 'processing'`
+    );
+  }
+
+  /** Puts a recipient back to pending after nothing was sent (throttled, provider down). */
+  async recordBackoff(
+    recipient: ClaimedRecipient,
+    code: string | null,
+    waitMs: number,
+  ): Promise<void> {
+    await this.#run(() =>
+      this.#sql`
+        update public.whatsapp_send_recipients
+           set status = 'pending', error_code = coalesce(${code}, error_code), lease_until = null,
+               not_before = now() + make_interval(secs => ${waitMs / 1000}), updated_at = now()
+         where id = ${recipient.id} and attempts = ${recipient.attempts} and status = 'processing'`
+    );
+  }
+
+  /** The progress of a batch the caller can see, or undefined. */
+  progress(caller: Caller, batchId: string): Promise<BatchProgress | undefined> {
+    return this.asCaller(caller, async (tx) => {
+      const [batch] = await tx<
+        { total: number; send_requested_at: Date | null; draining: boolean }[]
+      >`
+        select total, send_requested_at, coalesce(drain_lease_until > now(), false) as draining
+          from public.whatsapp_send_batches where id = ${batchId}`;
+      if (!batch) return undefined;
+      await this.expireLeases(tx, batchId);
+      const counts = await this.counts(tx, batchId);
+      const [delivery] = await tx<{ delivered: number; read: number }[]>`
+        select count(*) filter (where delivered_at is not null)::int as delivered,
+               count(*) filter (where read_at is not null)::int as read
+          from public.whatsapp_send_recipients where batch_id = ${batchId}`;
+      const problems = await tx<{
+        id: string;
+        row_number: number;
+        phone: string;
+        status: RecipientStatus;
+        error_code: string | null;
+        error_message: string | null;
+        retryable: boolean | null;
+        attempts: number;
+      }[]>`
+        select id, row_number, phone, status, error_code, error_message, retryable, attempts
+          from public.whatsapp_send_recipients
+         where batch_id = ${batchId} and status in ('failed', 'unknown')
+         order by row_number limit 1000`;
+      return {
+        batchId,
+        total: batch.total,
+        counts,
+        delivered: delivery.delivered,
+        read: delivery.read,
+        sendRequestedAt: batch.send_requested_at?.toISOString() ?? null,
+        draining: batch.draining,
+        failed: problems.filter((p) => p.status === "failed").map((p) => ({
+          id: p.id,
+          row: p.row_number,
+          phone: p.phone,
+          error_code: p.error_code,
+          reason: p.error_message,
+          retryable: p.retryable === true,
+        })),
+        unknown: problems.filter((p) => p.status === "unknown").map((p) => ({
+          id: p.id,
+          row: p.row_number,
+          phone: p.phone,
+          reason: p.error_message,
+          attempts: p.attempts,
+        })),
+      };
+    });
+  }
+
+  /**
+   * Puts retryable failed recipients and the listed unknown ones back to pending; returns the
+   * numbers requeued, or undefined when the caller cannot see the batch.
+   */
+  retry(
+    caller: Caller,
+    batchId: string,
+    unknownIds: readonly string[],
+  ): Promise<{ failed: number; unknown: number } | undefined> {
+    return this.asCaller(caller, async (tx) => {
+      if (!(await this.findBatch(tx, batchId))) return undefined;
+      await this.expireLeases(tx, batchId);
+      const failed = await tx`
+        update public.whatsapp_send_recipients
+           set status = 'pending', not_before = null, lease_until = null, updated_at = now()
+         where batch_id = ${batchId} and status = 'failed' and retryable
+        returning 1`;
+      const unknown = unknownIds.length === 0 ? [] : await tx`
+        update public.whatsapp_send_recipients
+           set status = 'pending', not_before = null, lease_until = null, updated_at = now()
+         where batch_id = ${batchId} and status = 'unknown' and id = any(${unknownIds}::uuid[])
+        returning 1`;
+      return { failed: failed.length, unknown: unknown.length };
+    });
+  }
+
+  /** Batches with pending work and no live drain (for the drain schedule). */
+  async batchesToDrain(limit = 100): Promise<string[]> {
+    const rows = await this.#run(() =>
+      this.#sql<
+        { batch_id: string }[]
+      >`select batch_id from public.whatsapp_send_batches_to_drain(${limit})`
+    );
+    return rows.map((r) => r.batch_id);
+  }
+
+  async #run<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw this.#wrap(error);
+    }
+  }
+
+  /** Closes the pool. */
+  async close(): Promise<void> {
+    await this.#sql.end({ timeout: 1 });
+  }
+}

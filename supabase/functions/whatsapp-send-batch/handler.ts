@@ -1,0 +1,337 @@
+/**
+ * whatsapp-send-batch: send one message to a list of recipients, each at most once, none skipped
+ * silently.
+ *
+ *   POST /whatsapp-send-batch                       create (JSON, or text/csv with ?message=)
+ *   POST /whatsapp-send-batch/<batch_id>/send       start or resume sending
+ *   GET  /whatsapp-send-batch/<batch_id>            progress
+ *   POST /whatsapp-send-batch/<batch_id>/retry      requeue retryable failed / listed unknown
+ *   POST /whatsapp-send-batch/drain                 (service role) resume interrupted batches
+ *
+ * The caller's JWT is verified here; the user's queries run under RLS as that user.
+ * `sendBatchFromEnv` builds everything once from environment variables for `index.ts`.
+ */
+import { z } from "zod";
+import { errorResponse, HttpError, jsonResponse, readBodyLimited } from "../_shared/core/http.ts";
+import { createLogger, type Logger } from "../_shared/core/log.ts";
+import { type Caller, verifyCaller } from "../_shared/send_batch/caller.ts";
+import {
+  parseSendBatchConfig,
+  type SendBatchConfig,
+  SendBatchConfigError,
+} from "../_shared/send_batch/config.ts";
+import { type BatchMessage, MessageInputSchema } from "../_shared/send_batch/message.ts";
+import { createProvider } from "../_shared/send_batch/providers/registry.ts";
+import type { SendProvider } from "../_shared/send_batch/providers/provider.ts";
+import {
+  PacingRateLimiter,
+  type RateLimiter,
+  UpstashRateLimiter,
+} from "../_shared/send_batch/rate_limiter.ts";
+import {
+  readRecipients,
+  readRecipientsCsv,
+  type RecipientList,
+} from "../_shared/send_batch/recipients_input.ts";
+import { SendBatchRepository } from "../_shared/send_batch/repository.ts";
+import { SendBatchService } from "../_shared/send_batch/service.ts";
+
+const FUNCTION_NAME = "whatsapp-send-batch";
+/** Largest upload accepted (10,000 recipients with variables fit comfortably). */
+export const MAX_UPLOAD_BYTES = 5 * 1024 * 1024;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+type FetchHandler = (request: Request) => Promise<Response>;
+
+/** What the handler is built from (tests pass their own). */
+export interface SendBatchDeps {
+  config: SendBatchConfig;
+  repository: SendBatchRepository;
+  provider: SendProvider;
+  limiter: RateLimiter;
+  logger: Logger;
+}
+
+/** 404: no such batch for this caller (another user's batch looks the same). */
+class BatchNotFoundError extends HttpError {
+  constructor() {
+    super(404, "not_found", "no such batch");
+    this.name = "BatchNotFoundError";
+  }
+}
+
+const CreateSchema = z.object({
+  message: MessageInputSchema,
+  recipients: z.array(z.object({ phone: z.unknown() }).passthrough()).max(1_000_000),
+  owner: z.string().regex(UUID).optional(),
+});
+
+const RetrySchema = z.object({ unknown: z.array(z.string().regex(UUID)).max(10_000).default([]) });
+
+function issuesOf(error: z.ZodError) {
+  return error.issues.map((issue) => ({ path: issue.path.join("."), message: issue.message }));
+}
+
+async function readJson(request: Request): Promise<unknown> {
+  const body = await readBodyLimited(request, MAX_UPLOAD_BYTES);
+  if (body.byteLength === 0) return {};
+  try {
+    return JSON.parse(new TextDecoder().decode(body));
+  } catch (cause) {
+    throw new HttpError(400, "malformed_json", "request body is not valid JSON", { cause });
+  }
+}
+
+function invalid(error: z.ZodError, what: string): HttpError {
+  return new HttpError(400, "invalid_payload", `request body does not match ${what}`, {
+    details: issuesOf(error),
+  });
+}
+
+/** Reads a create request: JSON `{ message, recipients }` or a CSV upload with `?message=`. */
+async function readCreate(
+  request: Request,
+  url: URL,
+): Promise<{ message: BatchMessage; recipients: RecipientList; owner?: string }> {
+  const type = (request.headers.get("content-type") ?? "").toLowerCase();
+  if (type.startsWith("text/csv") || type.startsWith("application/csv")) {
+    const template = url.searchParams.get("template");
+    const messageInput = template
+      ? { template: { name: template, language: url.searchParams.get("language") ?? "en" } }
+      : url.searchParams.get("message") ?? "";
+    const message = MessageInputSchema.safeParse(messageInput);
+    if (!message.success) {
+      throw new HttpError(
+        400,
+        "invalid_message",
+        "give the message as ?message=<text> or ?template=<name>&language=<code>",
+        {
+          details: issuesOf(message.error),
+        },
+      );
+    }
+    const body = await readBodyLimited(request, MAX_UPLOAD_BYTES);
+    const recipients = readRecipientsCsv(new TextDecoder().decode(body));
+    return { message: message.data, recipients, owner: url.searchParams.get("owner") ?? undefined };
+  }
+  const parsed = CreateSchema.safeParse(await readJson(request));
+  if (!parsed.success) {
+    throw invalid(parsed.error, "{ message, recipients: [{ phone, name?, variables? }] }");
+  }
+  return {
+    message: parsed.data.message,
+    recipients: readRecipients(parsed.data.recipients),
+    owner: parsed.data.owner,
+  };
+}
+
+/** Builds the request handler from its dependencies. */
+export function createSendBatchHandler(deps: SendBatchDeps): {
+  handler: FetchHandler;
+  service: SendBatchService;
+} {
+  const { config, logger } = deps;
+  const service = new SendBatchService(deps);
+  const secret = new TextEncoder().encode(config.jwtSecret);
+
+  const create = async (caller: Caller, request: Request, url: URL): Promise<Response> => {
+    const input = await readCreate(request, url);
+    if (input.message.type === "template" && !deps.provider.supportsTemplates) {
+      throw new HttpError(
+        400,
+        "unsupported_message",
+        `provider ${deps.provider.name} sends text only`,
+      );
+    }
+    const owner = caller.kind === "user" ? caller.userId : input.owner;
+    if (!owner || !UUID.test(owner)) {
+      throw new HttpError(
+        400,
+        "owner_required",
+        "the service role must name the batch's owner (owner)",
+      );
+    }
+    if (input.recipients.accepted.length === 0) {
+      throw new HttpError(400, "no_valid_recipients", "no row has a valid phone number", {
+        details: input.recipients.rejected,
+      });
+    }
+    const batchId = await service.create(caller, owner, input.message, input.recipients);
+    logger.info("batch created", { batch: batchId, accepted: input.recipients.accepted.length });
+    return jsonResponse(201, {
+      batch_id: batchId,
+      accepted: input.recipients.accepted.length,
+      duplicates_removed: input.recipients.duplicatesRemoved,
+      rejected: input.recipients.rejected,
+    });
+  };
+
+  const send = async (caller: Caller, batchId: string): Promise<Response> => {
+    const result = await service.startSend(caller, batchId);
+    if (!result) throw new BatchNotFoundError();
+    const { counts } = result;
+    const body = {
+      batch_id: batchId,
+      claimed: result.claimed,
+      already_sent: counts.sent,
+      in_progress: counts.processing + result.claimed,
+      remaining: counts.pending - result.claimed,
+      failed: counts.failed,
+      unknown: counts.unknown,
+    };
+    if (result.started) return jsonResponse(202, body);
+    return jsonResponse(200, {
+      ...body,
+      message: counts.pending === 0
+        ? "nothing to send: every recipient is sent, in progress, failed or unknown"
+        : "sending is already in progress for this batch",
+    });
+  };
+
+  const progress = async (caller: Caller, batchId: string): Promise<Response> => {
+    const p = await service.progress(caller, batchId);
+    if (!p) throw new BatchNotFoundError();
+    return jsonResponse(200, {
+      batch_id: p.batchId,
+      total: p.total,
+      counts: p.counts,
+      delivered: p.delivered,
+      read: p.read,
+      sending: p.draining,
+      done: p.counts.pending === 0 && p.counts.processing === 0,
+      failed: p.failed,
+      unknown: p.unknown,
+    });
+  };
+
+  const retry = async (caller: Caller, batchId: string, request: Request): Promise<Response> => {
+    const parsed = RetrySchema.safeParse(await readJson(request));
+    if (!parsed.success) throw invalid(parsed.error, "{ unknown?: [recipient_id] }");
+    const result = await service.retry(caller, batchId, parsed.data.unknown);
+    if (!result) throw new BatchNotFoundError();
+    return jsonResponse(200, {
+      batch_id: batchId,
+      requeued_failed: result.failed,
+      requeued_unknown: result.unknown,
+      message: "requeued recipients are pending; POST …/send to send them",
+    });
+  };
+
+  const route = async (request: Request): Promise<Response> => {
+    const url = new URL(request.url);
+    const parts = url.pathname.split("/").filter(Boolean);
+    const at = parts.indexOf(FUNCTION_NAME);
+    const rest = at === -1 ? parts : parts.slice(at + 1);
+    if (rest.length === 1 && rest[0] === "health" && request.method === "GET") {
+      return jsonResponse(200, { ok: true });
+    }
+    const caller = await verifyCaller(request, secret);
+    const method = request.method;
+    if (rest.length === 0) {
+      if (method !== "POST") throw methodNotAllowed(method, "POST");
+      return await create(caller, request, url);
+    }
+    if (rest.length === 1 && rest[0] === "drain") {
+      if (method !== "POST") throw methodNotAllowed(method, "POST");
+      if (caller.kind !== "service") throw new HttpError(403, "forbidden", "service role only");
+      return jsonResponse(200, { started: await service.drainSchedule() });
+    }
+    const batchId = rest[0];
+    if (!UUID.test(batchId) || rest.length > 2) throw new BatchNotFoundError();
+    if (rest.length === 1) {
+      if (method !== "GET") throw methodNotAllowed(method, "GET");
+      return await progress(caller, batchId);
+    }
+    if (rest[1] === "send") {
+      if (method !== "POST") throw methodNotAllowed(method, "POST");
+      // IDEMPOTENCY-KEY (issue 9): wrap this one call with the Idempotency-Key layer, e.g.
+      // `return await idempotent(request, caller, () => send(caller, batchId));`
+      return await send(caller, batchId);
+    }
+    if (rest[1] === "retry") {
+      if (method !== "POST") throw methodNotAllowed(method, "POST");
+      return await retry(caller, batchId, request);
+    }
+    throw new BatchNotFoundError();
+  };
+
+  const handler: FetchHandler = async (request) => {
+    try {
+      return await route(request);
+    } catch (error) {
+      return toErrorResponse(error, logger);
+    }
+  };
+  return { handler, service };
+}
+
+function methodNotAllowed(method: string, allow: string): HttpError {
+  return new HttpError(405, "method_not_allowed", `method ${method} is not allowed; use ${allow}`, {
+    headers: { allow },
+  });
+}
+
+/** Maps an error to its response: 4xx/503 for known errors, 500 only for a bug. */
+export function toErrorResponse(error: unknown, logger: Logger): Response {
+  if (error instanceof HttpError) {
+    if (error.status >= 500) logger.error(error.message, { code: error.code });
+    return errorResponse(error);
+  }
+  if (error instanceof SendBatchConfigError) {
+    logger.error("function is not configured", { problems: error.problems.join("; ") });
+    return errorResponse(
+      new HttpError(503, "not_configured", "the function is not configured", {
+        details: error.problems,
+        headers: { "retry-after": "60" },
+      }),
+    );
+  }
+  logger.error("unexpected error", {
+    error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+  });
+  return errorResponse(new HttpError(500, "internal_error", "unexpected error"));
+}
+
+/** Builds the dependencies from a configuration. */
+export function depsFromConfig(config: SendBatchConfig): SendBatchDeps {
+  return {
+    config,
+    repository: new SendBatchRepository(config.database),
+    provider: createProvider(config.provider, config.providerTimeoutMs),
+    limiter: config.redis
+      ? new UpstashRateLimiter({ ...config.redis, ratePerSecond: config.ratePerSecond })
+      : new PacingRateLimiter(config.ratePerSecond),
+    logger: createLogger(config.logLevel, { fn: FUNCTION_NAME }),
+  };
+}
+
+/**
+ * The handler `index.ts` serves: configuration parsed once, on the first request (a bad
+ * configuration answers 503 with the problems). With `SEND_DRAIN_INTERVAL_MS` set, the instance
+ * also runs the drain schedule itself (the local stack, where pg_cron + pg_net are absent).
+ */
+export function sendBatchFromEnv(
+  env: () => Record<string, string | undefined> = () => Deno.env.toObject(),
+): FetchHandler {
+  let built: FetchHandler | undefined;
+  const fallbackLogger = createLogger("error", { fn: FUNCTION_NAME });
+  return (request: Request) => {
+    if (!built) {
+      try {
+        const config = parseSendBatchConfig(env());
+        const { handler, service } = createSendBatchHandler(depsFromConfig(config));
+        built = handler;
+        if (config.drainIntervalMs > 0) {
+          const tick = () =>
+            service.drainSchedule().catch(() => []).finally(() => {
+              setTimeout(tick, config.drainIntervalMs);
+            });
+          setTimeout(tick, config.drainIntervalMs);
+        }
+      } catch (error) {
+        built = (_request: Request) => Promise.resolve(toErrorResponse(error, fallbackLogger));
+      }
+    }
+    return built(request);
+  };
+}

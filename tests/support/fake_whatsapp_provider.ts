@@ -1,0 +1,235 @@
+/**
+ * A local HTTP server that speaks the sending APIs of the Meta Cloud API
+ * (`POST /{version}/{phone-number-id}/messages`), Evolution API (`POST /message/sendText/{instance}`)
+ * and WAHA (`POST /api/sendText`), with their real request and response shapes. It counts the
+ * calls per recipient and answers each call as its `behave` function says: succeed, throttle
+ * (429 / 130429), reject permanently (131026), accept then hang past the client's timeout, or
+ * accept then drop the connection. "Down" is {@link FakeWhatsAppProvider.stop}.
+ */
+
+/** How the fake answers one call. */
+export type FakeBehaviour = "succeed" | "throttle" | "permanent" | "hang" | "drop";
+
+/** One call received. */
+export interface FakeCall {
+  api: "meta" | "evolution" | "waha";
+  /** The recipient's digits. */
+  to: string;
+  /** Cloud API biz_opaque_callback_data (the recipient id), when sent. */
+  callbackData?: string;
+  text?: string;
+  template?: unknown;
+  /** The message id answered (or that would have been answered, for hang and drop). */
+  messageId: string;
+  behaviour: FakeBehaviour;
+  /** performance.now() when received. */
+  at: number;
+  headers: Record<string, string>;
+}
+
+/** The running fake. */
+export class FakeWhatsAppProvider {
+  readonly calls: FakeCall[] = [];
+  /** Decides the answer of each call; `n` is the call's 1-based index for that recipient. */
+  behave: (to: string, n: number) => FakeBehaviour = () => "succeed";
+  readonly #server: Deno.HttpServer<Deno.NetAddr>;
+  readonly #hanging = new Set<() => void>();
+  #seq = 0;
+
+  private constructor(server: Deno.HttpServer<Deno.NetAddr>) {
+    this.#server = server;
+  }
+
+  /** Starts the fake on a free loopback port. */
+  static start(): FakeWhatsAppProvider {
+    const holder: { fake?: FakeWhatsAppProvider } = {};
+    const server = Deno.serve(
+      { port: 0, hostname: "127.0.0.1", onListen: () => {} },
+      (request) => holder.fake!.#handle(request),
+    );
+    holder.fake = new FakeWhatsAppProvider(server);
+    return holder.fake;
+  }
+
+  /** Base URL, e.g. `http://127.0.0.1:40123`. */
+  get url(): string {
+    return `http://127.0.0.1:${this.#server.addr.port}`;
+  }
+
+  /** Calls received per recipient digits. */
+  callsPerRecipient(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const call of this.calls) counts.set(call.to, (counts.get(call.to) ?? 0) + 1);
+    return counts;
+  }
+
+  /** Resolves once `n` calls were received. */
+  async waitForCalls(n: number, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.calls.length < n) {
+      if (Date.now() > deadline) throw new Error(`only ${this.calls.length} of ${n} calls arrived`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** Stops listening ("down"); hanging calls are released. */
+  async stop(): Promise<void> {
+    for (const release of this.#hanging) release();
+    await this.#server.shutdown();
+  }
+
+  async #handle(request: Request): Promise<Response> {
+    const path = new URL(request.url).pathname;
+    const body = await request.json().catch(() => ({}));
+    const headers = Object.fromEntries(request.headers);
+    let api: FakeCall["api"];
+    let to: string;
+    if (/^\/v[0-9.]+\/[^/]+\/messages$/.test(path)) {
+      api = "meta";
+      if (headers.authorization !== "Bearer test-meta-token") return unauthorizedMeta();
+      to = String(body.to ?? "");
+    } else if (path.startsWith("/message/sendText/")) {
+      api = "evolution";
+      if (headers.apikey !== "test-evolution-key") {
+        return Response.json({ status: 401 }, { status: 401 });
+      }
+      to = String(body.number ?? "");
+    } else if (path === "/api/sendText") {
+      api = "waha";
+      to = String(body.chatId ?? "").replace(/@c\.us$/, "");
+    } else {
+      return Response.json({ error: "not found" }, { status: 404 });
+    }
+    const n = this.calls.filter((c) => c.to === to).length + 1;
+    const behaviour = this.behave(to, n);
+    this.#seq++;
+    const rawId = `3EB0${String(this.#seq).padStart(12, "0")}${to.slice(-4)}`;
+    const messageId = api === "meta" ? `wamid.HBgL${btoa(`${to}${rawId}`)}` : rawId;
+    this.calls.push({
+      api,
+      to,
+      callbackData: body.biz_opaque_callback_data,
+      text: body.text?.body ?? (typeof body.text === "string" ? body.text : undefined),
+      template: body.template,
+      messageId,
+      behaviour,
+      at: performance.now(),
+      headers,
+    });
+    switch (behaviour) {
+      case "succeed":
+        return success(api, to, messageId, body);
+      case "throttle":
+        return api === "meta"
+          ? metaError(
+            400,
+            130429,
+            "Rate limit hit",
+            "Cloud API message throughput has been reached.",
+          )
+          : Response.json({ status: 429, error: "Too Many Requests" }, { status: 429 });
+      case "permanent":
+        return api === "meta"
+          ? metaError(400, 131026, "Message undeliverable", "Message Undeliverable.")
+          : api === "evolution"
+          ? Response.json({
+            status: 400,
+            error: "Bad Request",
+            response: { message: [{ exists: false, jid: `${to}@s.whatsapp.net`, number: to }] },
+          }, { status: 400 })
+          : Response.json({ statusCode: 400, message: "chat not found" }, { status: 400 });
+      case "hang":
+        await new Promise<void>((resolve) => {
+          this.#hanging.add(resolve);
+        });
+        return new Response(null, { status: 504 });
+      case "drop": {
+        const bytes = new TextEncoder().encode('{"messaging_product":"whats');
+        return new Response(
+          new ReadableStream({
+            start(controller) {
+              controller.enqueue(bytes);
+              controller.error(new Error("connection dropped"));
+            },
+          }),
+          { status: 200, headers: { "content-type": "application/json", "content-length": "400" } },
+        );
+      }
+    }
+  }
+}
+
+function success(
+  api: FakeCall["api"],
+  to: string,
+  messageId: string,
+  body: Record<string, unknown>,
+) {
+  if (api === "meta") {
+    return Response.json({
+      messaging_product: "whatsapp",
+      contacts: [{ input: to, wa_id: to }],
+      messages: [{ id: messageId, message_status: "accepted" }],
+    });
+  }
+  if (api === "evolution") {
+    return Response.json({
+      key: { remoteJid: `${to}@s.whatsapp.net`, fromMe: true, id: messageId },
+      message: { conversation: body.text },
+      messageTimestamp: String(Math.floor(Date.now() / 1000)),
+      status: "PENDING",
+    }, { status: 201 });
+  }
+  return Response.json({
+    id: {
+      fromMe: true,
+      remote: `${to}@c.us`,
+      id: messageId,
+      _serialized: `true_${to}@c.us_${messageId}`,
+    },
+    body: body.text,
+    from: `${to}@c.us`,
+    fromMe: true,
+    timestamp: Math.floor(Date.now() / 1000),
+  }, { status: 201 });
+}
+
+function metaError(status: number, code: number, message: string, details: string): Response {
+  return Response.json({
+    error: {
+      message: `(#${code}) ${message}`,
+      type: "OAuthException",
+      code,
+      error_data: { messaging_product: "whatsapp", details },
+      fbtrace_id: "AbCdEfGh",
+    },
+  }, { status });
+}
+
+function unauthorizedMeta(): Response {
+  return metaError(401, 190, "Invalid OAuth access token", "Invalid OAuth access token");
+}
+
+/** The provider environment for whatsapp-send-batch against this fake. */
+export function providerEnv(
+  fake: { url: string },
+  kind: "meta" | "evolution" | "waha",
+): Record<string, string> {
+  if (kind === "meta") {
+    return {
+      SEND_PROVIDER: "meta",
+      META_API_BASE_URL: fake.url,
+      META_PHONE_NUMBER_ID: "106540352242922",
+      META_ACCESS_TOKEN: "test-meta-token",
+    };
+  }
+  if (kind === "evolution") {
+    return {
+      SEND_PROVIDER: "evolution",
+      EVOLUTION_API_URL: fake.url,
+      EVOLUTION_API_KEY: "test-evolution-key",
+      EVOLUTION_INSTANCE: "agency",
+    };
+  }
+  return { SEND_PROVIDER: "waha", WAHA_API_URL: fake.url, WAHA_API_KEY: "test-waha-key" };
+}
