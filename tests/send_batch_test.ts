@@ -300,7 +300,7 @@ Deno.test(
         assert.equal(answer.status, 404, `${method} ${path}`);
       }
       assert.equal(fake.calls.length, 0);
-      const expired = await mintJwt({ sub: owner.id, expiresInSeconds: -120 });
+      const expired = await mintJwt({ sub: owner.id, expiresInS: -120 });
       const forged = await mintJwt({
         sub: owner.id,
         secret: "another-secret-that-is-long-enough-to-sign-with",
