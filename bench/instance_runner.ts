@@ -12,6 +12,11 @@
 import { installEdgeRuntime } from "../scripts/lib/edge_runtime.ts";
 import { createRouter, loadFunctions, type Router } from "../scripts/serve_functions.ts";
 import { type Baseline, BASELINES, createBaselineHandler } from "./lib/baselines.ts";
+import {
+  createMessageBaselineHandler,
+  MESSAGE_BASELINES,
+  type MessageBaseline,
+} from "./messages/baselines.ts";
 
 /** The function the benchmark drives. */
 export const FUNCTION_PATH = "/functions/v1/whatsapp-membership-webhook";
@@ -45,6 +50,26 @@ async function main(): Promise<void> {
         rssBytes: memory.rss,
         mapEntries: body.tiers.memory.size,
       };
+    };
+  } else if ((MESSAGE_BASELINES as readonly string[]).includes(strategy)) {
+    const redisUrl = Deno.env.get("UPSTASH_REDIS_REST_URL");
+    const handler = createMessageBaselineHandler({
+      strategy: strategy as MessageBaseline,
+      databaseUrl: Deno.env.get("SUPABASE_DB_URL")!,
+      secret: Deno.env.get("WEBHOOK_SECRET")!,
+      redis: redisUrl
+        ? { url: redisUrl, token: Deno.env.get("UPSTASH_REDIS_REST_TOKEN")! }
+        : undefined,
+    });
+    route = (request) => handler.fetch(request);
+    stats = () => {
+      const memory = Deno.memoryUsage();
+      return Promise.resolve({
+        strategy,
+        heapUsedBytes: memory.heapUsed,
+        rssBytes: memory.rss,
+        mapEntries: 0,
+      });
     };
   } else if ((BASELINES as readonly string[]).includes(strategy)) {
     const redisUrl = Deno.env.get("UPSTASH_REDIS_REST_URL");

@@ -35,10 +35,11 @@ import { type PgCountingProxy, startPgCountingProxy } from "./lib/pg_counting_pr
 import { type StrategyRow, svgChart } from "./lib/report.ts";
 import type { BenchResult } from "./lib/result.ts";
 import { formatMarkdown, formatReport, machine } from "./lib/summary.ts";
-import { evaluateTargets } from "./lib/targets.ts";
+import { evaluateTargets, isOurs } from "./lib/targets.ts";
 import { costProbe } from "./membership/cost_probe.ts";
 import { DUPLICATE_PATH_ONLY, httpLoad } from "./membership/http_load.ts";
 import * as membership from "./membership/scenarios.ts";
+import * as messages from "./messages/scenarios.ts";
 
 export type { BenchOptions } from "./lib/context.ts";
 export type { StrategyRow } from "./lib/report.ts";
@@ -47,7 +48,7 @@ export { type Fault, FAULTS } from "./membership/scenarios.ts";
 export { formatMarkdown, formatReport } from "./lib/summary.ts";
 
 /** The modules adding rows to the comparison table, one per function. */
-const FUNCTION_BENCHES: FunctionBench[] = [membership];
+const FUNCTION_BENCHES: FunctionBench[] = [membership, messages];
 
 /** Runs the whole comparison; starts and stops its own PostgreSQL and Redis. */
 export async function runBenchmark(options: BenchOptions = {}): Promise<BenchResult> {
@@ -198,6 +199,6 @@ if (import.meta.main) {
       }
     }
   }
-  const ours = result.rows.filter((r) => r.id.startsWith("ours") || r.id.startsWith("fault:"));
+  const ours = result.rows.filter(isOurs);
   Deno.exit(ours.every((r) => r.leaked === 0 && r.lost === 0) ? 0 : 1);
 }

@@ -22,10 +22,11 @@ export interface Instance {
 
 const RUNNER = new URL("../instance_runner.ts", import.meta.url).pathname;
 
-/** Starts one instance and waits until it answers. */
+/** Starts one instance and waits until it answers; `path` is the function it is driven at. */
 export async function startInstance(
   strategy: string,
   env: Record<string, string>,
+  path: string = FUNCTION_PATH,
 ): Promise<Instance> {
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
@@ -57,7 +58,7 @@ export async function startInstance(
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
-    url: `${baseUrl}${FUNCTION_PATH}`,
+    url: `${baseUrl}${path}`,
     baseUrl,
     pid: child.pid,
     async stats() {
@@ -86,6 +87,7 @@ export function startInstances(
   count: number,
   strategy: string,
   env: Record<string, string>,
+  path: string = FUNCTION_PATH,
 ): Promise<Instance[]> {
-  return Promise.all(Array.from({ length: count }, () => startInstance(strategy, env)));
+  return Promise.all(Array.from({ length: count }, () => startInstance(strategy, env, path)));
 }

@@ -3,9 +3,14 @@
  */
 import type { BenchResult, TargetCheck } from "./result.ts";
 
+/** Whether a row runs our functions (any function, faults included), not a baseline. */
+export function isOurs(row: { id: string }): boolean {
+  return /^(msg:)?(ours|fault:)/.test(row.id);
+}
+
 /** Checks every target the result has figures for. */
 export function evaluateTargets(result: Omit<BenchResult, "targets">): TargetCheck[] {
-  const ours = result.rows.filter((r) => r.id.startsWith("ours") || r.id.startsWith("fault:"));
+  const ours = result.rows.filter(isOurs);
   const bad = ours.filter((r) => r.leaked > 0 || r.lost > 0);
   const checks: TargetCheck[] = [{
     target: "ours: 0 leaked duplicates and 0 lost events in every row, faults included",

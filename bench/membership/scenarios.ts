@@ -9,6 +9,7 @@
 import type postgres from "postgres";
 import { checkCorrectness } from "../lib/analysis.ts";
 import { type BenchContext, redisCommand, sleep } from "../lib/context.ts";
+import { injectFault } from "../lib/faults.ts";
 import { startInstances } from "../lib/instances.ts";
 import type { StrategyRow } from "../lib/report.ts";
 import { percentile, sendPhases, type Target } from "../lib/sender.ts";
@@ -142,26 +143,7 @@ async function runScenario(
   const inject = () => {
     injected = true;
     log(`  fault: ${scenario.fault}`);
-    switch (scenario.fault) {
-      case "redis-killed":
-        recovery = env.redis.stop().then(() => sleep(recoverMs)).then(() => env.redis.start());
-        break;
-      case "redis-slow":
-        env.upstash.faults.delayMs = 2000;
-        // Back to normal after recoverMs, then let the delayed commands drain.
-        recovery = sleep(recoverMs).then(() => {
-          env.upstash.faults.delayMs = 0;
-        }).then(() => sleep(2100));
-        break;
-      case "postgres-restart":
-        recovery = env.pg.stop().then(() => sleep(300)).then(() => env.pg.start());
-        break;
-      case "instance-killed":
-      case "instance-killed-no-redis":
-        targets[0].alive = false;
-        recovery = instances[0].kill();
-        break;
-    }
+    recovery = injectFault(env, scenario.fault!, instances, targets, recoverMs);
   };
 
   const send = await sendPhases(workload.phases, targets, {
