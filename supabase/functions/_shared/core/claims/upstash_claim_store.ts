@@ -99,6 +99,10 @@ export class UpstashClaimStore implements ClaimStore {
   /** What each key held when this instance last claimed or passed it: the value to replace. */
   readonly #seen = new Map<string, string>();
   readonly #confirming = new Set<Promise<void>>();
+  /** When this instance claimed each key it still has to confirm: how long applying takes. */
+  readonly #claimedAt = new Map<string, number>();
+  /** Moving average of claim → confirm on this instance, in ms: when to look at others' claims. */
+  #applyMs = 10;
   /** Copies that waited for another instance's claim, and how many of them it confirmed. */
   readonly waits = { waited: 0, confirmedInTime: 0 };
 
@@ -144,13 +148,17 @@ export class UpstashClaimStore implements ClaimStore {
     if (!Array.isArray(replies) || replies.length !== requests.length) {
       throw new ClaimStoreUnavailableError(this.name, { cause: new Error("unexpected reply") });
     }
-    if (this.#seen.size >= MAX_SEEN) this.#seen.clear();
+    if (this.#seen.size >= MAX_SEEN) {
+      this.#seen.clear();
+      this.#claimedAt.clear();
+    }
     const results: ClaimResult[] = [];
     const inFlight: Pending[] = [];
     requests.forEach((request, n) => {
       const [held, flat] = replies[n] as [string | null, string[] | null];
       if (held === null || held === undefined) {
         this.#seen.set(request.key, tokens[n]);
+        this.#claimedAt.set(request.key, Date.now());
         results.push("claimed");
         return;
       }
@@ -167,10 +175,16 @@ export class UpstashClaimStore implements ClaimStore {
   confirm(claims: readonly ClaimRequest[]): Promise<void> {
     const keys: string[] = [];
     const args: string[] = [];
+    const now = Date.now();
     for (const { key, at } of claims) {
       const expected = this.#seen.get(key);
       if (expected === undefined) continue;
       this.#seen.delete(key);
+      const claimedAt = this.#claimedAt.get(key);
+      if (claimedAt !== undefined) {
+        this.#claimedAt.delete(key);
+        this.#applyMs += ((now - claimedAt) - this.#applyMs) / 8;
+      }
       keys.push(this.#prefix + key);
       args.push(expected, `d:${at}`);
     }
@@ -195,7 +209,10 @@ export class UpstashClaimStore implements ClaimStore {
         throw new ClaimStoreUnavailableError(this.name, { cause: withoutCommand(error) });
       }
     }
-    for (const key of keys) this.#seen.delete(key);
+    for (const key of keys) {
+      this.#seen.delete(key);
+      this.#claimedAt.delete(key);
+    }
   }
 
   /** Waits for confirmations still being sent (shutdown, tests). */
@@ -226,13 +243,16 @@ export class UpstashClaimStore implements ClaimStore {
   ): Promise<void> {
     this.waits.waited += inFlight.length;
     const deadline = Date.now() + this.#inFlightWaitMs;
-    let delay = 5;
+    // The other instance confirms about as long after its claim as this one takes to apply: look
+    // then, and then at half that interval (bounded), so that a copy polls once or twice.
+    let delay = Math.min(50, Math.max(2, this.#applyMs));
+    const next = Math.min(40, Math.max(2, this.#applyMs / 2));
     let waiting = inFlight;
     while (waiting.length > 0) {
       const left = deadline - Date.now();
       if (left <= 0) break;
       await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
-      delay = Math.min(delay * 2, 80);
+      delay = next;
       let values: (string | null)[];
       try {
         values = await this.#redis.mget<(string | null)[]>(
