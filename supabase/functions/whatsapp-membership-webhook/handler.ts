@@ -40,6 +40,14 @@ import {
 import { createLogger, type Logger, maskIdentity } from "../_shared/core/log.ts";
 import { NormalizationError, normalizeChanges } from "../_shared/membership/normalize.ts";
 import {
+  createIdempotencyLayer,
+  type IdempotencyLayer,
+} from "../_shared/core/idempotency/layer.ts";
+import {
+  type IdempotencyConfig,
+  parseIdempotencyConfig,
+} from "../_shared/core/idempotency/config.ts";
+import {
   type AuthScheme,
   hasAnySecret,
   UnauthorizedError,
@@ -64,6 +72,8 @@ export interface MembershipWebhookDeps {
   logger: Logger;
   /** The database name shown by the health response. */
   databaseName: string;
+  /** The Idempotency-Key layer; without it every request is processed as if it had no key. */
+  idempotency?: IdempotencyLayer;
   now?: () => number;
 }
 
@@ -86,6 +96,27 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
     const scheme: AuthScheme = deps.authenticator
       ? await deps.authenticator.verify(request.headers, body)
       : "unsigned";
+    // Idempotency-Key: after authentication, before parsing and claims.
+    const verified = () =>
+      handleVerified(body, scheme, receivedAt, forcedFormat).catch((e) =>
+        toErrorResponse(e, deps.logger)
+      );
+    if (!deps.idempotency) return await verified();
+    const caller = {
+      functionName: FUNCTION_NAME,
+      caller: scheme,
+      scheme,
+      webhookType: "membership",
+    };
+    return await deps.idempotency.handle({ ...caller, request, rawBody: body }, verified);
+  }
+
+  async function handleVerified(
+    body: Uint8Array,
+    scheme: AuthScheme,
+    receivedAt: number,
+    forcedFormat: string | null,
+  ): Promise<Response> {
     let json: unknown;
     try {
       json = JSON.parse(utf8.decode(body));
@@ -165,6 +196,7 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
         redis: shared,
         database: { client: deps.databaseName },
       },
+      idempotency: deps.idempotency?.describe() ?? { enabled: false },
     });
   }
 
@@ -234,6 +266,7 @@ export function createRepository(config: WebhookConfig): MembershipRepository {
 export function createMembershipWebhookFromConfig(
   config: WebhookConfig,
   logger: Logger = createLogger(config.logLevel, { fn: FUNCTION_NAME }),
+  idempotencyConfig?: IdempotencyConfig,
 ): { handler: FetchHandler; close: () => Promise<void> } {
   const secrets: WebhookSecrets = { shared: config.webhookSecret, ...config.secrets };
   if (!hasAnySecret(secrets) && !config.allowUnsigned) {
@@ -269,7 +302,12 @@ export function createMembershipWebhookFromConfig(
   if (!hasAnySecret(secrets)) {
     logger.warn("ALLOW_UNSIGNED_WEBHOOKS=true: accepting unsigned webhooks (local use only)");
   }
+  const idempotency = idempotencyConfig && createIdempotencyLayer(idempotencyConfig, {
+    databaseUrl: config.database.kind === "postgres" ? config.database.url : undefined,
+    logger,
+  });
   const handler = createMembershipWebhook({
+    idempotency,
     processor,
     memory,
     authenticator: hasAnySecret(secrets) ? new WebhookAuthenticator(secrets) : undefined,
@@ -281,6 +319,7 @@ export function createMembershipWebhookFromConfig(
     close: async () => {
       await processor.close();
       await repository.close();
+      await idempotency?.close();
     },
   };
 }
@@ -301,7 +340,9 @@ export function membershipWebhookFromEnv(
   return (request: Request) => {
     if (!built) {
       try {
-        built = createMembershipWebhookFromConfig(parseConfig(env())).handler;
+        const idempotency = parseIdempotencyConfig(env());
+        built = createMembershipWebhookFromConfig(parseConfig(env()), undefined, idempotency)
+          .handler;
       } catch (error) {
         built = (_request: Request) => Promise.resolve(toErrorResponse(error, fallbackLogger));
       }
