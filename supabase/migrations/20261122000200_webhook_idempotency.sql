@@ -5,8 +5,8 @@
 -- stored response. Request bodies are never stored, only a SHA-256 fingerprint of method, path and
 -- body. public.begin_webhook_idempotency is the one round trip of a request's lookup-or-lock;
 -- public.complete_webhook_idempotency stores the response, public.release_webhook_idempotency drops
--- the record of an attempt that must run again. public.run_webhook_idempotency_cleanup deletes
--- expired rows in small committed batches; pg_cron runs it hourly when the extension is available.
+-- the record of an attempt that must run again. public.cleanup_webhook_idempotency deletes expired
+-- rows in small batches; pg_cron runs it hourly when the extension is available.
 --
 -- The table is not in the supabase_realtime publication: recording a key or a replay emits no
 -- Realtime event. The migration also applies on plain PostgreSQL without pg_cron.
@@ -209,42 +209,13 @@ as $$
   select exists (select 1 from gone);
 $$;
 
--- Deletes expired records, batch_size rows at a time, within the caller's transaction; returns the
--- count. Rows another transaction holds (a request taking an expired key over) are skipped, never
--- waited for; the next run deletes what is still expired.
+-- Deletes expired records, batch_size rows at a time, and returns the count; records the run in
+-- webhook_idempotency_cleanup_runs (rows deleted, for the statistics endpoint). It takes no table
+-- lock and skips rows another transaction holds (`for update skip locked`) instead of waiting, so
+-- writers recording new keys never wait for it; only a request taking over a key this run has just
+-- deleted waits for the run to commit. Rows skipped are deleted by the next run.
 create or replace function public.cleanup_webhook_idempotency(batch_size integer default 5000)
 returns bigint
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_total bigint := 0;
-  v_batch bigint;
-begin
-  if batch_size is null or batch_size < 1 then
-    raise exception 'batch_size must be positive';
-  end if;
-  loop
-    delete from public.webhook_idempotency w
-    where w.ctid = any (array(
-      select e.ctid from public.webhook_idempotency e
-      where e.expires_at <= clock_timestamp()
-      limit batch_size
-      for update skip locked
-    ));
-    get diagnostics v_batch = row_count;
-    v_total := v_total + v_batch;
-    exit when v_batch < batch_size;
-  end loop;
-  return v_total;
-end
-$$;
-
--- What the schedule runs: the same deletion with a COMMIT after every batch, so no row lock is held
--- longer than one batch (a writer reusing an expired key waits at most one batch), then one row in
--- webhook_idempotency_cleanup_runs. Call it outside a transaction block: `call
--- public.run_webhook_idempotency_cleanup(5000);`.
-create or replace procedure public.run_webhook_idempotency_cleanup(batch_size integer default 5000)
 language plpgsql
 set search_path = ''
 as $$
@@ -266,14 +237,13 @@ begin
     ));
     get diagnostics v_batch = row_count;
     v_total := v_total + v_batch;
-    commit;
     exit when v_batch < batch_size;
   end loop;
   insert into public.webhook_idempotency_cleanup_runs (started_at, finished_at, rows_deleted)
   values (v_started, clock_timestamp(), v_total);
   delete from public.webhook_idempotency_cleanup_runs r
   where r.id <= (select max(id) - 1000 from public.webhook_idempotency_cleanup_runs);
-  commit;
+  return v_total;
 end
 $$;
 
@@ -346,8 +316,6 @@ revoke all on function public.complete_webhook_idempotency(text, text, uuid, int
 revoke all on function public.release_webhook_idempotency(text, text, uuid)
   from public, anon, authenticated;
 revoke all on function public.cleanup_webhook_idempotency(integer) from public, anon, authenticated;
-revoke all on procedure public.run_webhook_idempotency_cleanup(integer)
-  from public, anon, authenticated;
 revoke all on function public.webhook_idempotency_stats() from public, anon, authenticated;
 grant execute on function public.begin_webhook_idempotency(text, text, text, text, integer, integer, text)
   to service_role;
@@ -355,7 +323,6 @@ grant execute on function public.complete_webhook_idempotency(text, text, uuid, 
   to service_role;
 grant execute on function public.release_webhook_idempotency(text, text, uuid) to service_role;
 grant execute on function public.cleanup_webhook_idempotency(integer) to service_role;
-grant execute on procedure public.run_webhook_idempotency_cleanup(integer) to service_role;
 grant execute on function public.webhook_idempotency_stats() to service_role;
 
 -- Hourly cleanup with pg_cron when the server offers it (Supabase does; locally scripts/ loads it
@@ -376,7 +343,7 @@ begin
   perform cron.schedule(
     'cleanup-webhook-idempotency',
     '17 * * * *',
-    'call public.run_webhook_idempotency_cleanup(5000)'
+    'select public.cleanup_webhook_idempotency(5000)'
   );
 end
 $$;

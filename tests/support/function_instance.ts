@@ -13,6 +13,8 @@ export interface FunctionInstance {
   /** URL of one function. */
   url(name: string): string;
   stop(): Promise<void>;
+  /** Kills the process at once (SIGKILL): no graceful shutdown, as when an instance dies. */
+  kill(): Promise<void>;
 }
 
 const RUNNER = new URL("../../scripts/serve_functions.ts", import.meta.url).pathname;
@@ -56,6 +58,11 @@ export async function startFunctionInstance(
     async stop() {
       if (exited) return;
       child.kill("SIGTERM");
+      await child.status;
+    },
+    async kill() {
+      if (exited) return;
+      child.kill("SIGKILL");
       await child.status;
     },
   };
