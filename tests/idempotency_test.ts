@@ -7,6 +7,7 @@ import type postgres from "postgres";
 import { parseConfig } from "../supabase/functions/_shared/core/config.ts";
 import { silentLogger } from "../supabase/functions/_shared/core/log.ts";
 import { parseIdempotencyConfig } from "../supabase/functions/_shared/core/idempotency/config.ts";
+import { createIdempotencyLayer } from "../supabase/functions/_shared/core/idempotency/layer.ts";
 import { createMembershipWebhookFromConfig } from "../supabase/functions/whatsapp-membership-webhook/handler.ts";
 import { freePort } from "../scripts/lib/ports.ts";
 import {
@@ -351,12 +352,6 @@ Deno.test("store outage → 503 idempotency_unavailable with Retry-After, the ha
     IDEMPOTENCY_TIMEOUT_MS: "1000",
   };
   // The membership database works; only the idempotency store points at a closed port.
-  const { createIdempotencyLayer } = await import(
-    "../supabase/functions/_shared/core/idempotency/layer.ts"
-  );
-  const { createMembershipWebhook } = await import(
-    "../supabase/functions/whatsapp-membership-webhook/handler.ts"
-  );
   const built = createMembershipWebhookFromConfig(parseConfig(all), silentLogger);
   const layer = createIdempotencyLayer(parseIdempotencyConfig(all), {
     databaseUrl: dead,
@@ -382,7 +377,6 @@ Deno.test("store outage → 503 idempotency_unavailable with Retry-After, the ha
           );
         })()
         : built.handler(request);
-    void createMembershipWebhook;
     const response = await send(
       handler,
       post(join(group), { "idempotency-key": crypto.randomUUID() }),
