@@ -79,25 +79,31 @@ export async function runIdempotencyBench(
     const bare = await withServer(
       ["run", "-A", BARE],
       {},
-      async (u) => (await load(u, durationS, false)).rps,
+      async (u) => (await load(u, durationS, 0)).rps,
     );
     rows.push({ name: "bare handler (ceiling)", value: bare, unit: "req/s" });
-    for (const cache of [true, false]) {
+    const cases = [
+      { cache: true, keys: KEYS, label: `cache on, ${KEYS} keys` },
+      { cache: false, keys: KEYS, label: `cache off, ${KEYS} keys` },
+      { cache: false, keys: 1, label: "cache off, one hot key" },
+    ];
+    for (const { cache, keys, label } of cases) {
       const proxy = startPgCountingProxy(port);
       try {
         const env = {
           BENCH_DATABASE_URL: proxy.urlFor(url),
-          IDEMPOTENCY_MEMORY_MAX_KEYS: cache ? "1000" : "0",
+          IDEMPOTENCY_MEMORY_MAX_KEYS: cache ? String(2 * KEYS) : "0",
         };
-        log(`idempotency bench: replays, per-instance cache ${cache ? "on" : "off"}`);
+        log(`idempotency bench: replays, ${label}`);
         const result = await withServer(["run", "-A", SELF, "--serve"], env, async (u) => {
-          const first = await fetch(u, { method: "POST", headers: headers(), body: BODY });
-          await first.body?.cancel();
+          for (let i = 0; i < keys; i++) {
+            const first = await fetch(u, { method: "POST", headers: headers(i), body: BODY });
+            await first.body?.cancel();
+          }
           const before = proxy.stats.roundTrips;
-          const { rps, requests } = await load(u, durationS);
+          const { rps, requests } = await load(u, durationS, keys);
           return { rps, perReplay: (proxy.stats.roundTrips - before) / Math.max(1, requests) };
         });
-        const label = cache ? "cache on" : "cache off";
         rows.push({
           name: `replay, ${label}`,
           value: result.rps,
@@ -181,8 +187,13 @@ async function cleanupBench(url: string, count: number): Promise<IdempotencyBenc
   }
 }
 
-function headers(): Record<string, string> {
-  return { "content-type": "application/json", "idempotency-key": "bench-replay-key-1" };
+/** Distinct completed keys the spread replay cases cycle through. */
+const KEYS = 500;
+
+function headers(key?: number): Record<string, string> {
+  return key === undefined
+    ? { "content-type": "application/json" }
+    : { "content-type": "application/json", "idempotency-key": `bench-replay-${key}` };
 }
 
 async function withServer<T>(
@@ -219,17 +230,25 @@ async function withServer<T>(
   }
 }
 
+/** Load with wrk (fetch loop without it); `keys` 0 sends no key, else cycles through `keys` keys. */
 async function load(
   url: string,
   durationS: number,
-  keyed = true,
+  keys: number,
 ): Promise<{ rps: number; requests: number }> {
-  const headerLines = Object.entries(keyed ? headers() : { "content-type": "application/json" })
-    .map(([k, v]) => `wrk.headers[${JSON.stringify(k)}] = ${JSON.stringify(v)}`).join("\n");
   const script = await Deno.makeTempFile({ suffix: ".lua" });
   await Deno.writeTextFile(
     script,
-    `wrk.method = "POST"\nwrk.body = ${JSON.stringify(BODY)}\n${headerLines}\n`,
+    `wrk.method = "POST"
+wrk.body = ${JSON.stringify(BODY)}
+wrk.headers["content-type"] = "application/json"
+local n = 0
+request = function()
+  n = n + 1
+  ${keys > 0 ? `wrk.headers["idempotency-key"] = "bench-replay-" .. (n % ${keys})` : ""}
+  return wrk.format()
+end
+`,
   );
   try {
     const out = await new Deno.Command("wrk", {
@@ -245,20 +264,20 @@ async function load(
     return { rps: Math.round(Number(rps)), requests };
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
-    return await fetchLoop(url, durationS, keyed);
+    return await fetchLoop(url, durationS, keys);
   } finally {
     await Deno.remove(script).catch(() => {});
   }
 }
 
-async function fetchLoop(url: string, durationS: number, keyed: boolean) {
+async function fetchLoop(url: string, durationS: number, keys: number) {
   const end = performance.now() + durationS * 1000;
   let requests = 0;
   await Promise.all(Array.from({ length: 16 }, async () => {
     while (performance.now() < end) {
       const r = await fetch(url, {
         method: "POST",
-        headers: keyed ? headers() : { "content-type": "application/json" },
+        headers: headers(keys > 0 ? requests % keys : undefined),
         body: BODY,
       });
       await r.body?.cancel();
