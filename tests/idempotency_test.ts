@@ -10,9 +10,11 @@ import { parseIdempotencyConfig } from "../supabase/functions/_shared/core/idemp
 import { createIdempotencyLayer } from "../supabase/functions/_shared/core/idempotency/layer.ts";
 import { createMembershipWebhookFromConfig } from "../supabase/functions/whatsapp-membership-webhook/handler.ts";
 import { freePort } from "../scripts/lib/ports.ts";
+import { startUpstashRestServer } from "../scripts/lib/upstash_rest_server.ts";
 import {
   databaseUrl,
   groupRows,
+  redisUrl,
   signature,
   sqlClient,
   TEST_SECRET,
@@ -405,6 +407,52 @@ Deno.test("IDEMPOTENCY_ENABLED=false: keys are ignored and health says the layer
     assert.equal(health.idempotency.reason, "IDEMPOTENCY_ENABLED=false");
   } finally {
     await close();
+    await sql.end();
+  }
+});
+
+Deno.test("Upstash tier: a retry on another instance is replayed from Redis; Redis down → the database replays", async () => {
+  const endpoint = await startUpstashRestServer({ redisUrl: redisUrl(), token: "idem-token" });
+  const redis = {
+    UPSTASH_REDIS_REST_URL: endpoint.url,
+    UPSTASH_REDIS_REST_TOKEN: "idem-token",
+    IDEMPOTENCY_MEMORY_MAX_KEYS: "0",
+    DEDUP_KEY_PREFIX: `idem-test-${crypto.randomUUID().slice(0, 8)}`,
+  };
+  const a = build(redis);
+  const b = build(redis);
+  const c = build({ ...redis, UPSTASH_REDIS_REST_URL: `http://127.0.0.1:${freePort()}` });
+  const sql = sqlClient();
+  const key = crypto.randomUUID();
+  const body = join(uniqueGroup());
+  try {
+    const first = await send(a.handler, post(body, { "idempotency-key": key }));
+    assert.equal(first.status, 200);
+    const commands = endpoint.stats.commands;
+    const counter = await openWriteCounter(sql);
+    try {
+      const fromRedis = await send(b.handler, post(body, { "idempotency-key": key }));
+      assert.equal(fromRedis.headers.get("idempotent-replayed"), "true");
+      assert.deepEqual(fromRedis.bytes, first.bytes);
+      assert.equal(endpoint.stats.commands, commands + 1); // one GET
+      assert.equal((await record(sql, key))[0].replay_count, 0); // the database was not asked
+      assert.deepEqual(await counter.writes(), []);
+    } finally {
+      await counter.close();
+    }
+    // Another payload with the key misses Redis (other fingerprint): the database answers 422.
+    const reused = await send(b.handler, post(join(uniqueGroup()), { "idempotency-key": key }));
+    assert.equal(reused.status, 422);
+    // An instance whose Redis is unreachable replays from the database.
+    const fromDb = await send(c.handler, post(body, { "idempotency-key": key }));
+    assert.equal(fromDb.headers.get("idempotent-replayed"), "true");
+    assert.deepEqual(fromDb.bytes, first.bytes);
+    assert.equal((await record(sql, key))[0].replay_count, 1);
+    const health = await (await c.handler(new Request(`${URL_}/health`))).json();
+    assert.equal(health.idempotency.shared.state, "degraded");
+  } finally {
+    await Promise.all([a.close(), b.close(), c.close()]);
+    await endpoint.close();
     await sql.end();
   }
 });

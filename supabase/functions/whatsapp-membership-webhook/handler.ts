@@ -304,6 +304,8 @@ export function createMembershipWebhookFromConfig(
   }
   const idempotency = idempotencyConfig && createIdempotencyLayer(idempotencyConfig, {
     databaseUrl: config.database.kind === "postgres" ? config.database.url : undefined,
+    redis: config.redis,
+    keyPrefix: config.dedup.keyPrefix,
     logger,
   });
   const handler = createMembershipWebhook({

@@ -2,7 +2,7 @@
  * The Idempotency-Key layer: one entry point, {@link IdempotencyLayer.handle}, called by a function
  * after it authenticated the request. It owns the key's lifecycle:
  *
- *   read key (400 if malformed) → cache hit? replay → begin (lookup-or-lock, one round trip)
+ *   read key (400 if malformed) → Map or Redis hit? replay → begin (lookup-or-lock, one round trip)
  *   → replay | 422 reused | 409 in progress | started → run the function → complete or release.
  *
  * Kept and replayed: 2xx responses only. Released (deleted, so the retry runs again): every other
@@ -23,7 +23,8 @@ import { fingerprintRequest } from "./fingerprint.ts";
 import { IDEMPOTENCY_HEADERS, readIdempotencyKey, STANDARD_WEBHOOKS_ID_HEADER } from "./key.ts";
 import { MemoryResponseCache } from "./memory_cache.ts";
 import { PostgresIdempotencyStore } from "./postgres_store.ts";
-import type { IdempotencyStore, StoredResponse } from "./store.ts";
+import type { IdempotencyStore, SharedResponseCache, StoredResponse } from "./store.ts";
+import { UpstashResponseCache } from "./upstash_cache.ts";
 
 /** The header set on replayed responses. */
 export const REPLAYED_HEADER = "Idempotent-Replayed";
@@ -58,6 +59,10 @@ export interface IdempotencyLayerOptions {
   config: IdempotencyConfig;
   /** Undefined when the layer is off (disabled, or no database to keep records in). */
   store?: IdempotencyStore;
+  /** Completed responses shared by every instance (Upstash Redis); optional. */
+  shared?: SharedResponseCache;
+  /** After a shared-cache failure, skip it for this long (ms). */
+  sharedCooldownMs?: number;
   logger: Logger;
   /** Why the layer is off, for health responses. */
   offReason?: string;
@@ -69,10 +74,20 @@ export class IdempotencyLayer {
   readonly #config: IdempotencyConfig;
   readonly #store?: IdempotencyStore;
   readonly #cache?: MemoryResponseCache;
+  readonly #shared?: SharedResponseCache;
+  readonly #sharedCooldownMs: number;
+  #sharedDownUntil = 0;
   readonly #logger: Logger;
   readonly #offReason?: string;
   readonly #now: () => number;
-  readonly #counters = { started: 0, replayedFromDatabase: 0, inProgress: 0, reused: 0 };
+  readonly #counters = {
+    started: 0,
+    replayedFromDatabase: 0,
+    replayedFromShared: 0,
+    inProgress: 0,
+    reused: 0,
+    sharedErrors: 0,
+  };
 
   constructor(options: IdempotencyLayerOptions) {
     this.#config = options.config;
@@ -84,6 +99,8 @@ export class IdempotencyLayer {
       : options.store
       ? undefined
       : options.offReason ?? "no store";
+    this.#shared = this.#store ? options.shared : undefined;
+    this.#sharedCooldownMs = options.sharedCooldownMs ?? 5_000;
     if (this.#store && options.config.memoryMaxKeys > 0) {
       this.#cache = new MemoryResponseCache(options.config.memoryMaxKeys, this.#now);
     }
@@ -115,6 +132,12 @@ export class IdempotencyLayer {
     const fingerprint = fingerprintRequest(input.request.method, input.request.url, input.rawBody);
     const cached = this.#cache?.get(scope, key, fingerprint);
     if (cached) return replay(cached);
+    const shared = await this.#sharedGet(scope, key, fingerprint);
+    if (shared) {
+      this.#counters.replayedFromShared++;
+      this.#cache?.set(scope, key, fingerprint, shared.response, shared.expiresAt);
+      return replay(shared.response);
+    }
 
     const startedAt = this.#now();
     let begun;
@@ -167,13 +190,9 @@ export class IdempotencyLayer {
       try {
         const kept = await this.#store.complete(scope, key, token, stored);
         if (kept) {
-          this.#cache?.set(
-            scope,
-            key,
-            fingerprint,
-            stored,
-            startedAt + this.#config.ttlSeconds * 1000,
-          );
+          const expiresAt = startedAt + this.#config.ttlSeconds * 1000;
+          this.#cache?.set(scope, key, fingerprint, stored, expiresAt);
+          await this.#sharedSet(scope, key, fingerprint, stored, expiresAt);
         } else this.#logger.warn("idempotency lease was taken over before completion");
       } catch (error) {
         // The response stands; the record stays in progress until its lease runs out, then a
@@ -197,6 +216,12 @@ export class IdempotencyLayer {
       leaseSeconds: this.#config.leaseSeconds,
       store: this.#store?.name ?? null,
       memory: this.#cache?.stats() ?? null,
+      shared: this.#shared
+        ? {
+          name: this.#shared.name,
+          state: this.#sharedDownUntil > this.#now() ? "degraded" : "ok",
+        }
+        : null,
       counters: { ...this.#counters },
     };
   }
@@ -204,6 +229,40 @@ export class IdempotencyLayer {
   /** Closes the store. */
   async close(): Promise<void> {
     await this.#store?.close();
+  }
+
+  async #sharedGet(scope: string, key: string, fingerprint: string) {
+    if (!this.#shared || this.#sharedDownUntil > this.#now()) return undefined;
+    try {
+      return await this.#shared.get(scope, key, fingerprint);
+    } catch (error) {
+      this.#sharedFailed(error);
+      return undefined;
+    }
+  }
+
+  async #sharedSet(
+    scope: string,
+    key: string,
+    fingerprint: string,
+    response: StoredResponse,
+    expiresAt: number,
+  ): Promise<void> {
+    if (!this.#shared || this.#sharedDownUntil > this.#now()) return;
+    try {
+      await this.#shared.set(scope, key, fingerprint, response, expiresAt);
+    } catch (error) {
+      this.#sharedFailed(error);
+    }
+  }
+
+  /** A shared-cache failure is never an answer: the database decides, the cache rests a while. */
+  #sharedFailed(error: unknown): void {
+    this.#counters.sharedErrors++;
+    this.#sharedDownUntil = this.#now() + this.#sharedCooldownMs;
+    this.#logger.warn("idempotency shared cache unavailable; asking the database", {
+      cause: causeOf(error),
+    });
   }
 
   async #release(scope: string, key: string, token: string): Promise<void> {
@@ -220,7 +279,15 @@ export class IdempotencyLayer {
 /** Builds the layer from its settings; off when disabled or without a database URL. */
 export function createIdempotencyLayer(
   config: IdempotencyConfig,
-  options: { databaseUrl?: string; poolMax?: number; logger: Logger },
+  options: {
+    databaseUrl?: string;
+    poolMax?: number;
+    logger: Logger;
+    /** Upstash Redis for the shared response cache (the functions' `UPSTASH_REDIS_REST_*`). */
+    redis?: { url: string; token: string; timeoutMs: number; cooldownMs: number };
+    /** Prefix of Redis keys (`DEDUP_KEY_PREFIX`). */
+    keyPrefix?: string;
+  },
 ): IdempotencyLayer {
   const store = config.enabled && options.databaseUrl
     ? new PostgresIdempotencyStore({
@@ -229,9 +296,19 @@ export function createIdempotencyLayer(
       timeoutMs: config.timeoutMs,
     })
     : undefined;
+  const shared = store && options.redis
+    ? new UpstashResponseCache({
+      url: options.redis.url,
+      token: options.redis.token,
+      timeoutMs: options.redis.timeoutMs,
+      keyPrefix: options.keyPrefix ?? "wa-dedup",
+    })
+    : undefined;
   return new IdempotencyLayer({
     config,
     store,
+    shared,
+    sharedCooldownMs: options.redis?.cooldownMs,
     logger: options.logger,
     offReason: options.databaseUrl ? undefined : "SUPABASE_DB_URL is not set",
   });

@@ -48,3 +48,22 @@ export class IdempotencyStoreUnavailableError extends Error {
     this.name = "IdempotencyStoreUnavailableError";
   }
 }
+
+/** A shared cache of completed responses (e.g. Upstash Redis): a copy, never the record. */
+export interface SharedResponseCache {
+  readonly name: string;
+  /** The cached response when its fingerprint matches; undefined on a miss. Throws on failure. */
+  get(
+    scope: string,
+    key: string,
+    fingerprint: string,
+  ): Promise<{ response: StoredResponse; expiresAt: number } | undefined>;
+  /** Caches a completed response until `expiresAt` (epoch ms). Throws on failure. */
+  set(
+    scope: string,
+    key: string,
+    fingerprint: string,
+    response: StoredResponse,
+    expiresAt: number,
+  ): Promise<void>;
+}
