@@ -7,7 +7,7 @@
  *    measured with wrk (or a fetch loop when wrk is missing) against the bare-handler ceiling
  *    (bench/bare_server.ts), with the per-instance cache on and off.
  * 2. Database round trips per replay, counted by a wire-protocol proxy in front of PostgreSQL
- *    (0 when the per-instance cache has the response, 1 otherwise).
+ *    (0 when the per-instance Map or Redis has the response, 1 otherwise).
  * 3. Cleanup rows/s on a table of 1 M expired rows (100 k with --quick) while a writer keeps
  *    recording new keys; the writer's worst stall during the cleanup is reported.
  *
@@ -20,6 +20,8 @@ import { freePort } from "../scripts/lib/ports.ts";
 import { startPostgres } from "../scripts/lib/postgres_server.ts";
 import { childProcessEnv } from "../scripts/lib/child_env.ts";
 import { startPgCountingProxy } from "./lib/pg_counting_proxy.ts";
+import { startRedis } from "../scripts/lib/redis_server.ts";
+import { startUpstashRestServer } from "../scripts/lib/upstash_rest_server.ts";
 import { createIdempotencyLayer } from "../supabase/functions/_shared/core/idempotency/layer.ts";
 import { parseIdempotencyConfig } from "../supabase/functions/_shared/core/idempotency/config.ts";
 import { silentLogger } from "../supabase/functions/_shared/core/log.ts";
@@ -82,17 +84,22 @@ export async function runIdempotencyBench(
       async (u) => (await load(u, durationS, 0)).rps,
     );
     rows.push({ name: "bare handler (ceiling)", value: bare, unit: "req/s" });
-    const cases = [
-      { cache: true, keys: KEYS, label: `cache on, ${KEYS} keys` },
-      { cache: false, keys: KEYS, label: `cache off, ${KEYS} keys` },
-      { cache: false, keys: 1, label: "cache off, one hot key" },
+    const cases: { cache: "memory" | "redis" | false; keys: number; label: string }[] = [
+      { cache: "memory", keys: KEYS, label: `Map tier, ${KEYS} keys` },
+      { cache: "redis", keys: KEYS, label: `Redis tier (no Map), ${KEYS} keys` },
+      { cache: false, keys: KEYS, label: `no cache, ${KEYS} keys` },
+      { cache: false, keys: 1, label: "no cache, one hot key" },
     ];
+    const redis = await startRedisEndpoint(log);
     for (const { cache, keys, label } of cases) {
+      if (cache === "redis" && !redis) continue;
+      keyPrefix = `bench-${crypto.randomUUID().slice(0, 8)}`;
       const proxy = startPgCountingProxy(port);
       try {
         const env = {
           BENCH_DATABASE_URL: proxy.urlFor(url),
-          IDEMPOTENCY_MEMORY_MAX_KEYS: cache ? String(2 * KEYS) : "0",
+          IDEMPOTENCY_MEMORY_MAX_KEYS: cache === "memory" ? String(2 * KEYS) : "0",
+          ...(cache === "redis" && redis ? { BENCH_UPSTASH_URL: redis.url } : {}),
         };
         log(`idempotency bench: replays, ${label}`);
         const result = await withServer(["run", "-A", SELF, "--serve"], env, async (u) => {
@@ -120,6 +127,7 @@ export async function runIdempotencyBench(
         proxy.close();
       }
     }
+    await redis?.close();
     log("idempotency bench: cleanup under a writer");
     rows.push(...await cleanupBench(url, quick ? 100_000 : 1_000_000));
   } finally {
@@ -190,10 +198,13 @@ async function cleanupBench(url: string, count: number): Promise<IdempotencyBenc
 /** Distinct completed keys the spread replay cases cycle through. */
 const KEYS = 500;
 
+/** Each case uses keys of its own, so earlier cases never answer for it. */
+let keyPrefix = "bench-replay";
+
 function headers(key?: number): Record<string, string> {
   return key === undefined
     ? { "content-type": "application/json" }
-    : { "content-type": "application/json", "idempotency-key": `bench-replay-${key}` };
+    : { "content-type": "application/json", "idempotency-key": `${keyPrefix}-${key}` };
 }
 
 async function withServer<T>(
@@ -245,7 +256,7 @@ wrk.headers["content-type"] = "application/json"
 local n = 0
 request = function()
   n = n + 1
-  ${keys > 0 ? `wrk.headers["idempotency-key"] = "bench-replay-" .. (n % ${keys})` : ""}
+  ${keys > 0 ? `wrk.headers["idempotency-key"] = "${keyPrefix}-" .. (n % ${keys})` : ""}
   return wrk.format()
 end
 `,
@@ -287,12 +298,33 @@ async function fetchLoop(url: string, durationS: number, keys: number) {
   return { rps: Math.round(requests / durationS), requests };
 }
 
+/** A Redis server behind the local Upstash-compatible endpoint; undefined without redis-server. */
+async function startRedisEndpoint(log: (line: string) => void) {
+  try {
+    const server = await startRedis({ port: freePort() });
+    const endpoint = await startUpstashRestServer({ redisUrl: server.url, token: "bench" });
+    return {
+      url: endpoint.url,
+      close: async () => {
+        await endpoint.close();
+        await server.stop();
+      },
+    };
+  } catch (error) {
+    log(`idempotency bench: no Redis tier row (${error instanceof Error ? error.message : error})`);
+    return undefined;
+  }
+}
+
 /** Child mode: a server whose handler is only the layer in front of a trivial function. */
 function serveLayer(): void {
   const env = Deno.env.toObject();
   const layer = createIdempotencyLayer(parseIdempotencyConfig(env), {
     databaseUrl: env.BENCH_DATABASE_URL,
     poolMax: 4,
+    redis: env.BENCH_UPSTASH_URL
+      ? { url: env.BENCH_UPSTASH_URL, token: "bench", timeoutMs: 1000, cooldownMs: 5000 }
+      : undefined,
     logger: silentLogger,
   });
   Deno.serve({ hostname: "127.0.0.1", port: Number(env.PORT), onListen: () => {} }, async (req) => {

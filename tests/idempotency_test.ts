@@ -456,3 +456,26 @@ Deno.test("Upstash tier: a retry on another instance is replayed from Redis; Red
     await sql.end();
   }
 });
+
+Deno.test("a replay the database served fills this instance's Map: the next retry costs nothing", async () => {
+  const a = build();
+  const b = build();
+  const sql = sqlClient();
+  const key = crypto.randomUUID();
+  const body = join(uniqueGroup());
+  try {
+    const first = await send(a.handler, post(body, { "idempotency-key": key }));
+    const fromDb = await send(b.handler, post(body, { "idempotency-key": key }));
+    const fromMap = await send(b.handler, post(body, { "idempotency-key": key }));
+    assert.deepEqual(fromDb.bytes, first.bytes);
+    assert.deepEqual(fromMap.bytes, first.bytes);
+    assert.equal(fromMap.headers.get("idempotent-replayed"), "true");
+    assert.equal((await record(sql, key))[0].replay_count, 1); // only the first replay asked it
+    const health = await (await b.handler(new Request(`${URL_}/health`))).json();
+    assert.equal(health.idempotency.memory.hits, 1);
+    assert.equal(health.idempotency.counters.replayedFromDatabase, 1);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+    await sql.end();
+  }
+});

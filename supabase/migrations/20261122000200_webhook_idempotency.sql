@@ -66,7 +66,8 @@ grant select, insert, delete on public.webhook_idempotency_cleanup_runs to servi
 -- Lookup-or-lock, one round trip. Outcomes:
 --   started      no live record (none, expired, or an in-progress lease that ran out): the caller
 --                holds a new lease (token) and runs;
---   replay       completed with the same fingerprint: the stored response (replay_count + 1);
+--   replay       completed with the same fingerprint: the stored response and its expiry
+--                (replay_count + 1);
 --   mismatch     same key, different fingerprint;
 --   in_progress  another attempt holds the lease; retry_after_ms until it runs out.
 create or replace function public.begin_webhook_idempotency(
@@ -84,7 +85,8 @@ returns table (
   response_status integer,
   response_content_type text,
   response_body bytea,
-  retry_after_ms integer
+  retry_after_ms integer,
+  expires_at timestamptz
 )
 language plpgsql
 set search_path = ''
@@ -106,7 +108,7 @@ begin
     on conflict (scope, key) do nothing;
     if found then
       return query select 'started'::text, v_token, null::integer, null::text, null::bytea,
-        null::integer;
+        null::integer, null::timestamptz;
       return;
     end if;
 
@@ -136,26 +138,27 @@ begin
         source_ip = left(p_source_ip, 64)
       where w.scope = p_scope and w.key = p_key;
       return query select 'started'::text, v_token, null::integer, null::text, null::bytea,
-        null::integer;
+        null::integer, null::timestamptz;
       return;
     end if;
 
     if v_row.fingerprint <> p_fingerprint then
       return query select 'mismatch'::text, null::uuid, null::integer, null::text, null::bytea,
-        null::integer;
+        null::integer, null::timestamptz;
       return;
     end if;
 
     if v_row.state = 'in_progress' then
       return query select 'in_progress'::text, null::uuid, null::integer, null::text, null::bytea,
-        greatest(1, ceil(extract(epoch from (v_row.locked_until - v_now)) * 1000))::integer;
+        greatest(1, ceil(extract(epoch from (v_row.locked_until - v_now)) * 1000))::integer,
+        null::timestamptz;
       return;
     end if;
 
     update public.webhook_idempotency w set replay_count = w.replay_count + 1
     where w.scope = p_scope and w.key = p_key;
     return query select 'replay'::text, null::uuid, v_row.response_status,
-      v_row.response_content_type, v_row.response_body, null::integer;
+      v_row.response_content_type, v_row.response_body, null::integer, v_row.expires_at;
     return;
   end loop;
   raise exception 'webhook_idempotency: could not record key after 3 attempts';

@@ -159,7 +159,10 @@ export class IdempotencyLayer {
     }
     switch (begun.kind) {
       case "replay":
+        // The next retry of this key is served by the caches.
         this.#counters.replayedFromDatabase++;
+        this.#cache?.set(scope, key, fingerprint, begun.response, begun.expiresAt);
+        await this.#sharedSet(scope, key, fingerprint, begun.response, begun.expiresAt);
         return replay(begun.response);
       case "mismatch":
         this.#counters.reused++;

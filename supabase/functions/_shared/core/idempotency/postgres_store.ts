@@ -28,6 +28,7 @@ interface BeginRow {
   response_content_type: string | null;
   response_body: Uint8Array | null;
   retry_after_ms: number | null;
+  expires_at: Date | null;
 }
 
 /** Records keys in `public.webhook_idempotency`. */
@@ -53,7 +54,8 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
 
   async begin(input: BeginInput): Promise<BeginOutcome> {
     const [row] = await this.#bounded(this.#sql<BeginRow[]>`
-      select outcome, token, response_status, response_content_type, response_body, retry_after_ms
+      select outcome, token, response_status, response_content_type, response_body, retry_after_ms,
+        expires_at
       from public.begin_webhook_idempotency(${input.scope}, ${input.key}, ${input.webhookType},
         ${input.fingerprint}, ${input.leaseMs}, ${input.ttlSeconds}, ${input.sourceIp ?? null})`);
     switch (row?.outcome) {
@@ -67,6 +69,7 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
             contentType: row.response_content_type,
             body: new Uint8Array(row.response_body ?? new Uint8Array(0)),
           },
+          expiresAt: row.expires_at?.getTime() ?? 0,
         };
       case "mismatch":
         return { kind: "mismatch" };

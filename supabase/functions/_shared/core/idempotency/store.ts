@@ -24,7 +24,7 @@ export interface BeginInput {
 /** The answer of the lookup-or-lock. */
 export type BeginOutcome =
   | { kind: "started"; token: string }
-  | { kind: "replay"; response: StoredResponse }
+  | { kind: "replay"; response: StoredResponse; expiresAt: number }
   | { kind: "mismatch" }
   | { kind: "in_progress"; retryAfterMs: number };
 
