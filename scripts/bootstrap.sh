@@ -35,6 +35,11 @@ pg_server_found() {
 if ! pg_server_found; then
   missing+=(postgresql)
 fi
+# pg_cron runs the idempotency cleanup, as on Supabase (loaded by scripts/lib/postgres_server.ts).
+if ! ls /usr/lib/postgresql/*/lib/pg_cron.so >/dev/null 2>&1; then
+  pg_major="$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 || true)"
+  missing+=("postgresql-${pg_major:-15}-cron")
+fi
 if [[ "$need_redis" == 1 ]] && ! command -v redis-server >/dev/null 2>&1; then
   missing+=(redis-server)
 fi

@@ -13,6 +13,8 @@ const FUNCTIONS: Record<string, boolean> = {
   "whatsapp-message-webhook": false,
   // Called from the UI with the user's JWT: the platform checks it, the function re-verifies it.
   "whatsapp-send-batch": true,
+  // Service role only: the platform checks the JWT, the function checks role = service_role.
+  "webhook-stats": true,
 };
 
 Deno.test("config.toml: each function's entry point, import map and verify_jwt", async () => {

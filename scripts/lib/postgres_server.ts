@@ -58,6 +58,14 @@ export async function findPostgresBin(): Promise<string> {
   );
 }
 
+/** Whether the pg_cron library is installed next to the server binaries. */
+async function hasPgCron(bin: string): Promise<boolean> {
+  const out = await new Deno.Command(`${bin}/pg_config`, { args: ["--pkglibdir"] }).output()
+    .catch(() => null);
+  const libDir = out?.success ? new TextDecoder().decode(out.stdout).trim() : `${bin}/../lib`;
+  return await Deno.stat(`${libDir}/pg_cron.so`).then(() => true, () => false);
+}
+
 async function unprivilegedUser(): Promise<{ uid: number; gid: number; name: string } | undefined> {
   if (Deno.uid() !== 0) return undefined;
   for (const name of ["postgres", "nobody"]) {
@@ -152,6 +160,15 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
     max_replication_slots: 20,
     max_wal_senders: 10,
     max_connections: 200,
+    // The real pg_cron, as on Supabase, when installed (Debian: postgresql-15-cron); its jobs run in
+    // the database the migrations go to, over loopback TCP.
+    ...(await hasPgCron(bin)
+      ? {
+        shared_preload_libraries: "pg_cron",
+        "cron.database_name": "postgres",
+        "cron.host": "127.0.0.1",
+      }
+      : {}),
     ...options.settings,
   };
   let child: Deno.ChildProcess | undefined;

@@ -13,7 +13,7 @@ export interface FunctionInstance {
   /** URL of one function. */
   url(name: string): string;
   stop(): Promise<void>;
-  /** Kills the process at once (SIGKILL), as a crash would. */
+  /** Kills the process at once (SIGKILL): no graceful shutdown, as when an instance dies. */
   kill(): Promise<void>;
 }
 

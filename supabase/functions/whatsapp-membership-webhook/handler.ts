@@ -48,6 +48,14 @@ import {
   UnknownFormatError,
 } from "../_shared/membership/formats/registry.ts";
 import { normalizeEach } from "../_shared/membership/normalize.ts";
+import {
+  type IdempotencyConfig,
+  parseIdempotencyConfig,
+} from "../_shared/core/idempotency/config.ts";
+import {
+  createIdempotencyLayer,
+  type IdempotencyLayer,
+} from "../_shared/core/idempotency/layer.ts";
 import { PostgresMembershipRepository } from "../_shared/membership/postgres_repository.ts";
 import type { AppliedEvent, MembershipRepository } from "../_shared/membership/repository.ts";
 import { SupabaseRpcMembershipRepository } from "../_shared/membership/supabase_rpc_repository.ts";
@@ -71,6 +79,8 @@ export interface MembershipWebhookDeps {
   logger: Logger;
   /** The database name shown by the health response. */
   databaseName: string;
+  /** The Idempotency-Key layer; without it every request is processed as if it had no key. */
+  idempotency?: IdempotencyLayer;
   now?: () => number;
 }
 
@@ -115,6 +125,29 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
     const scheme: AuthScheme = deps.authenticator
       ? await deps.authenticator.verify(request.headers, body)
       : "unsigned";
+    // Idempotency-Key: after authentication, before parsing and claims.
+    const verified = () =>
+      handleVerified(request, body, scheme, receivedAt).catch((error) =>
+        toErrorResponse(error, deps.logger)
+      );
+    if (!deps.idempotency) return await verified();
+    return await deps.idempotency.handle({
+      functionName: FUNCTION_NAME,
+      caller: scheme,
+      scheme,
+      webhookType: "membership",
+      request,
+      rawBody: body,
+    }, verified);
+  }
+
+  /** An authenticated delivery: parse → normalise → claim → apply → respond. */
+  async function handleVerified(
+    request: Request,
+    body: Uint8Array,
+    scheme: AuthScheme,
+    receivedAt: number,
+  ): Promise<Response> {
     let json: unknown;
     try {
       json = JSON.parse(utf8.decode(body));
@@ -207,6 +240,7 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
       function: FUNCTION_NAME,
       uptimeMs: now() - startedAt,
       heapUsedBytes: Deno.memoryUsage().heapUsed,
+      idempotency: deps.idempotency?.describe() ?? { enabled: false },
     });
   }
 
@@ -241,6 +275,7 @@ export function createRepository(config: WebhookConfig): MembershipRepository {
 export function createMembershipWebhookFromConfig(
   config: WebhookConfig,
   logger: Logger = createLogger(config.logLevel, { fn: FUNCTION_NAME }),
+  idempotencyConfig?: IdempotencyConfig,
 ): { handler: FetchHandler; close: () => Promise<void> } {
   const secrets: WebhookSecrets = { shared: config.webhookSecret, ...config.secrets };
   if (!hasAnySecret(secrets) && !config.allowUnsigned) {
@@ -262,7 +297,14 @@ export function createMembershipWebhookFromConfig(
   if (!hasAnySecret(secrets)) {
     logger.warn("ALLOW_UNSIGNED_WEBHOOKS=true: accepting unsigned webhooks (local use only)");
   }
+  const idempotency = idempotencyConfig && createIdempotencyLayer(idempotencyConfig, {
+    databaseUrl: config.database.kind === "postgres" ? config.database.url : undefined,
+    redis: config.redis,
+    keyPrefix: config.dedup.keyPrefix,
+    logger,
+  });
   const handler = createMembershipWebhook({
+    idempotency,
     processor,
     memory,
     authenticator: hasAnySecret(secrets) ? new WebhookAuthenticator(secrets) : undefined,
@@ -274,6 +316,7 @@ export function createMembershipWebhookFromConfig(
     close: async () => {
       await processor.close();
       await repository.close();
+      await idempotency?.close();
     },
   };
 }
@@ -284,7 +327,12 @@ export function membershipWebhookFromEnv(
 ): FetchHandler {
   return handlerFromEnv(
     FUNCTION_NAME,
-    (values) => createMembershipWebhookFromConfig(parseConfig(values)).handler,
+    (values) =>
+      createMembershipWebhookFromConfig(
+        parseConfig(values),
+        undefined,
+        parseIdempotencyConfig(values),
+      ).handler,
     env,
   );
 }

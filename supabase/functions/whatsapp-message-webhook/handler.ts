@@ -46,6 +46,14 @@ import {
   parseMessages,
   UnknownMessageFormatError,
 } from "../_shared/messages/formats/registry.ts";
+import {
+  type IdempotencyConfig,
+  parseIdempotencyConfig,
+} from "../_shared/core/idempotency/config.ts";
+import {
+  createIdempotencyLayer,
+  type IdempotencyLayer,
+} from "../_shared/core/idempotency/layer.ts";
 import { PostgresMessageRepository } from "../_shared/messages/postgres_repository.ts";
 import type { MessageRepository } from "../_shared/messages/repository.ts";
 import { SupabaseRpcMessageRepository } from "../_shared/messages/supabase_rpc_repository.ts";
@@ -72,6 +80,8 @@ export interface MessageWebhookDeps {
   logger: Logger;
   /** The database name shown by the health response. */
   databaseName: string;
+  /** The Idempotency-Key layer; without it every request is processed as if it had no key. */
+  idempotency?: IdempotencyLayer;
   now?: () => number;
 }
 
@@ -98,6 +108,29 @@ export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
     const form = isForm(request.headers.get("content-type"));
     const input = form ? readForm(body) : readJson(body);
     const scheme = await authenticate(request, body, input);
+    // Idempotency-Key: after authentication, before parsing and claims.
+    const verified = () =>
+      handleVerified(request, input, scheme, receivedAt).catch((error) =>
+        toErrorResponse(error, deps.logger)
+      );
+    if (!deps.idempotency) return await verified();
+    return await deps.idempotency.handle({
+      functionName: FUNCTION_NAME,
+      caller: scheme,
+      scheme,
+      webhookType: "messages",
+      request,
+      rawBody: body,
+    }, verified);
+  }
+
+  /** An authenticated delivery: parse → normalise → claim → apply → respond. */
+  async function handleVerified(
+    request: Request,
+    input: DeliveryInput,
+    scheme: string,
+    receivedAt: number,
+  ): Promise<Response> {
     let parsed;
     try {
       parsed = parseMessages(input, receivedAt, queryParam(request.url, "format"));
@@ -229,6 +262,7 @@ export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
       uptimeMs: now() - startedAt,
       heapUsedBytes: Deno.memoryUsage().heapUsed,
       maxBodyBytes: deps.settings.maxBodyBytes,
+      idempotency: deps.idempotency?.describe() ?? { enabled: false },
     });
   }
 
@@ -309,6 +343,7 @@ export function createMessageWebhookFromConfig(
   config: WebhookConfig,
   settings: MessageWebhookSettings,
   logger: Logger = createLogger(config.logLevel, { fn: FUNCTION_NAME }),
+  idempotencyConfig?: IdempotencyConfig,
 ): { handler: FetchHandler; close: () => Promise<void> } {
   const secrets: WebhookSecrets = { shared: config.webhookSecret, ...config.secrets };
   const anySecret = hasAnySecret(secrets) || Boolean(settings.twilioAuthToken);
@@ -329,7 +364,14 @@ export function createMessageWebhookFromConfig(
     sharedCooldownMs: config.redis?.cooldownMs ?? 0,
     logger,
   });
+  const idempotency = idempotencyConfig && createIdempotencyLayer(idempotencyConfig, {
+    databaseUrl: config.database.kind === "postgres" ? config.database.url : undefined,
+    redis: config.redis,
+    keyPrefix: config.dedup.keyPrefix,
+    logger,
+  });
   const handler = createMessageWebhook({
+    idempotency,
     processor,
     memory,
     authenticator: hasAnySecret(secrets) ? new WebhookAuthenticator(secrets) : undefined,
@@ -342,6 +384,7 @@ export function createMessageWebhookFromConfig(
     close: async () => {
       await processor.close();
       await repository.close();
+      await idempotency?.close();
     },
   };
 }
@@ -353,7 +396,12 @@ export function messageWebhookFromEnv(
   return handlerFromEnv(
     FUNCTION_NAME,
     (values) =>
-      createMessageWebhookFromConfig(parseConfig(values), parseMessageSettings(values)).handler,
+      createMessageWebhookFromConfig(
+        parseConfig(values),
+        parseMessageSettings(values),
+        undefined,
+        parseIdempotencyConfig(values),
+      ).handler,
     env,
   );
 }

@@ -12,14 +12,16 @@
  * `sendBatchFromEnv` builds everything once from environment variables for `index.ts`.
  */
 import { z } from "zod";
-import { errorResponse, HttpError, jsonResponse, readBodyLimited } from "../_shared/core/http.ts";
+import { HttpError, jsonResponse, readBodyLimited } from "../_shared/core/http.ts";
+import { toErrorResponse } from "../_shared/core/error_response.ts";
+import { parseIdempotencyConfig } from "../_shared/core/idempotency/config.ts";
+import {
+  createIdempotencyLayer,
+  type IdempotencyLayer,
+} from "../_shared/core/idempotency/layer.ts";
 import { createLogger, type Logger } from "../_shared/core/log.ts";
 import { type Caller, verifyCaller } from "../_shared/send_batch/caller.ts";
-import {
-  parseSendBatchConfig,
-  type SendBatchConfig,
-  SendBatchConfigError,
-} from "../_shared/send_batch/config.ts";
+import { parseSendBatchConfig, type SendBatchConfig } from "../_shared/send_batch/config.ts";
 import { type BatchMessage, MessageInputSchema } from "../_shared/send_batch/message.ts";
 import { createProvider } from "../_shared/send_batch/providers/registry.ts";
 import type { SendProvider } from "../_shared/send_batch/providers/provider.ts";
@@ -50,6 +52,8 @@ export interface SendBatchDeps {
   provider: SendProvider;
   limiter: RateLimiter;
   logger: Logger;
+  /** The Idempotency-Key layer for the POST routes; without it keys are not honoured. */
+  idempotency?: IdempotencyLayer;
 }
 
 /** 404: no such batch for this caller (another user's batch looks the same). */
@@ -227,6 +231,27 @@ export function createSendBatchHandler(deps: SendBatchDeps): {
     }
     const caller = await verifyCaller(request, secret);
     const method = request.method;
+    if (method === "POST" && deps.idempotency && rest[0] !== "drain") {
+      // Idempotency-Key: after authentication; a retry or a second click replays the answer.
+      const rawBody = new Uint8Array(await request.clone().arrayBuffer());
+      return await deps.idempotency.handle({
+        functionName: FUNCTION_NAME,
+        caller: caller.kind === "user" ? `user:${caller.userId}` : "service",
+        webhookType: "send-batch",
+        request,
+        rawBody,
+      }, () => dispatch(request, url, rest, caller).catch((e) => toErrorResponse(e, logger)));
+    }
+    return await dispatch(request, url, rest, caller);
+  };
+
+  const dispatch = async (
+    request: Request,
+    url: URL,
+    rest: string[],
+    caller: Caller,
+  ): Promise<Response> => {
+    const method = request.method;
     if (rest.length === 0) {
       if (method !== "POST") throw methodNotAllowed(method, "POST");
       return await create(caller, request, url);
@@ -244,8 +269,6 @@ export function createSendBatchHandler(deps: SendBatchDeps): {
     }
     if (rest[1] === "send") {
       if (method !== "POST") throw methodNotAllowed(method, "POST");
-      // IDEMPOTENCY-KEY (issue 9): wrap this one call with the Idempotency-Key layer, e.g.
-      // `return await idempotent(request, caller, () => send(caller, batchId));`
       return await send(caller, batchId);
     }
     if (rest[1] === "retry") {
@@ -271,37 +294,30 @@ function methodNotAllowed(method: string, allow: string): HttpError {
   });
 }
 
-/** Maps an error to its response: 4xx/503 for known errors, 500 only for a bug. */
-export function toErrorResponse(error: unknown, logger: Logger): Response {
-  if (error instanceof HttpError) {
-    if (error.status >= 500) logger.error(error.message, { code: error.code });
-    return errorResponse(error);
-  }
-  if (error instanceof SendBatchConfigError) {
-    logger.error("function is not configured", { problems: error.problems.join("; ") });
-    return errorResponse(
-      new HttpError(503, "not_configured", "the function is not configured", {
-        details: error.problems,
-        headers: { "retry-after": "60" },
-      }),
-    );
-  }
-  logger.error("unexpected error", {
-    error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-  });
-  return errorResponse(new HttpError(500, "internal_error", "unexpected error"));
-}
+export { toErrorResponse };
 
 /** Builds the dependencies from a configuration. */
-export function depsFromConfig(config: SendBatchConfig): SendBatchDeps {
+export function depsFromConfig(
+  config: SendBatchConfig,
+  env: Record<string, string | undefined> = {},
+): SendBatchDeps {
+  const logger = createLogger(config.logLevel, { fn: FUNCTION_NAME });
   return {
+    idempotency: createIdempotencyLayer(parseIdempotencyConfig(env), {
+      databaseUrl: config.database.url,
+      logger,
+      redis: config.redis
+        ? { url: config.redis.url, token: config.redis.token, timeoutMs: 300, cooldownMs: 5000 }
+        : undefined,
+      keyPrefix: config.redis?.prefix,
+    }),
     config,
     repository: new SendBatchRepository(config.database),
     provider: createProvider(config.provider, config.providerTimeoutMs),
     limiter: config.redis
       ? new UpstashRateLimiter({ ...config.redis, ratePerSecond: config.ratePerSecond })
       : new PacingRateLimiter(config.ratePerSecond),
-    logger: createLogger(config.logLevel, { fn: FUNCTION_NAME }),
+    logger,
   };
 }
 
@@ -318,8 +334,9 @@ export function sendBatchFromEnv(
   return (request: Request) => {
     if (!built) {
       try {
-        const config = parseSendBatchConfig(env());
-        const { handler, service } = createSendBatchHandler(depsFromConfig(config));
+        const values = env();
+        const config = parseSendBatchConfig(values);
+        const { handler, service } = createSendBatchHandler(depsFromConfig(config, values));
         built = handler;
         if (config.drainIntervalMs > 0) {
           const tick = () =>

@@ -2,6 +2,7 @@
  * Configuration of whatsapp-send-batch, read from environment variables once and checked with zod.
  */
 import { z } from "zod";
+import { ConfigError } from "../core/config.ts";
 
 /** The Supabase CLI's local JWT secret, used when `SUPABASE_JWT_SECRET` is not set. */
 export const LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long";
@@ -119,13 +120,10 @@ export interface SendBatchConfig {
 }
 
 /** Raised when the environment does not describe a usable configuration. */
-export class SendBatchConfigError extends Error {
-  /** One line per problem, naming the variable. */
-  readonly problems: string[];
+export class SendBatchConfigError extends ConfigError {
   constructor(problems: string[]) {
-    super(`invalid configuration: ${problems.join("; ")}`);
+    super(problems);
     this.name = "SendBatchConfigError";
-    this.problems = problems;
   }
 }
 
