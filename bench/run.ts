@@ -5,6 +5,7 @@
  *   deno task bench            # default size (M = 2000 events, 3 instances), < 5 minutes
  *   deno task bench --quick    # small size, correctness only, < 1 minute
  *   deno task bench --only=duplicate-path   # just the duplicate-path HTTP figure and its ceilings
+ *   deno task bench --only=msg:ours,send    # chosen rows (ids as in the table; send, idempotency)
  *
  * Options: --events=N --sessions=N (1–4) --instances=N --no-faults --no-http --no-micro
  * --only=id,id --out=DIR (default bench/results) --no-write (print only) --readme (also rewrite
@@ -40,6 +41,8 @@ import { costProbe } from "./membership/cost_probe.ts";
 import { DUPLICATE_PATH_ONLY, httpLoad } from "./membership/http_load.ts";
 import * as membership from "./membership/scenarios.ts";
 import * as messages from "./messages/scenarios.ts";
+import { runIdempotencyBench } from "./idempotency_bench.ts";
+import { runSendBatchBench } from "./send_batch_bench.ts";
 
 export type { BenchOptions } from "./lib/context.ts";
 export type { StrategyRow } from "./lib/report.ts";
@@ -86,6 +89,14 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
     }
     const micro = o.micro && !onlyDuplicatePath ? await microBenchmarks(log) : [];
     const http = o.http || onlyDuplicatePath ? await httpLoad(ctx.env, o, log) : undefined;
+    const wants = (id: string) => o.only.length === 0 || o.only.includes(id);
+    // Send-batch: correctness (double sends, skipped) even in --quick; idempotency: speed only.
+    const sendBatch = wants("send") && !onlyDuplicatePath
+      ? await runSendBatchBench({ quick: o.quick, databaseUrl: pg.url, log })
+      : undefined;
+    const idempotency = wants("idempotency") && !o.quick && !onlyDuplicatePath
+      ? await runIdempotencyBench({ quick: o.quick, databaseUrl: pg.url, log })
+      : undefined;
     const partial = {
       date: new Date().toISOString(),
       machine: await machine(),
@@ -95,6 +106,8 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
       costProbe: probe,
       micro,
       http,
+      idempotency,
+      sendBatch,
     };
     return { ...partial, targets: evaluateTargets(partial) };
   } finally {

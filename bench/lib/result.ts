@@ -5,6 +5,8 @@
 import type { BenchOptions } from "./context.ts";
 import type { LoadFigure, PgbenchFigure } from "./load.ts";
 import type { StrategyRow } from "./report.ts";
+import type { IdempotencyBenchRow } from "../idempotency_bench.ts";
+import type { SendBenchRow } from "../send_batch_bench.ts";
 
 /** Per-webhook costs measured one delivery at a time. */
 export interface CostProbe {
@@ -45,6 +47,8 @@ export interface BenchResult {
     /** Fairer ceiling: a bare handler that also reads the raw bytes and verifies the same HMAC. */
     bareHmac?: LoadFigure;
     duplicatePath: LoadFigure;
+    /** The message webhook's signed duplicate deliveries, on the same instance. */
+    messageDuplicatePath?: LoadFigure;
     uniquePath: LoadFigure;
     uniquePathWithRedis?: LoadFigure;
     pgbench: PgbenchFigure[];
@@ -52,5 +56,9 @@ export interface BenchResult {
     instancePoolSize: number;
     note?: string;
   };
+  /** Idempotency-Key replays and the retention job (not in `--quick`). */
+  idempotency?: IdempotencyBenchRow[];
+  /** whatsapp-send-batch against the fake provider. */
+  sendBatch?: SendBenchRow[];
   targets: TargetCheck[];
 }

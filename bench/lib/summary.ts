@@ -49,6 +49,7 @@ export function formatReport(result: BenchResult): string {
     lines.push(f("bare Deno.serve (ceiling)", h.bare));
     lines.push(f("bare + raw bytes + HMAC (ceiling)", h.bareHmac));
     lines.push(f("ours, duplicate path", h.duplicatePath));
+    lines.push(f("ours, message duplicate path", h.messageDuplicatePath));
     lines.push(
       f(
         "ours, unique path (no Redis)",
@@ -63,6 +64,20 @@ export function formatReport(result: BenchResult): string {
       );
     }
     if (h.note) lines.push(`  note: ${h.note}`);
+  }
+  if (result.sendBatch) {
+    lines.push("", "whatsapp-send-batch (fake provider):");
+    for (const r of result.sendBatch) lines.push(`  ${sendLine(r)}`);
+  }
+  if (result.idempotency) {
+    lines.push("", "Idempotency-Key:");
+    for (const r of result.idempotency) {
+      lines.push(
+        `  ${r.name.padEnd(52)} ${String(r.value).padStart(10)} ${r.unit}${
+          r.note ? `  (${r.note})` : ""
+        }`,
+      );
+    }
   }
   lines.push("", "Targets:");
   for (const t of result.targets) {
@@ -122,6 +137,7 @@ export function formatMarkdown(result: BenchResult): string {
         h.bareHmac,
       ],
       ["ours, signed duplicate deliveries", h.duplicatePath],
+      ["ours, message webhook, signed duplicate deliveries", h.messageDuplicatePath],
       [
         "ours, signed unique deliveries, no Redis",
         h.uniquePath !== h.duplicatePath ? h.uniquePath : undefined,
@@ -146,6 +162,46 @@ export function formatMarkdown(result: BenchResult): string {
       markdownTable(["load", "req/s (tx/s)", "p99 ms", "non-2xx"], rows),
     );
   }
+  if (result.sendBatch) {
+    out.push(
+      "",
+      "whatsapp-send-batch against the fake provider:",
+      "",
+      markdownTable(
+        [
+          "row",
+          "recipients",
+          "recipients/s",
+          "DB round trips/recipient",
+          "share of 80/s",
+          "double sends",
+          "skipped",
+          "unknown",
+        ],
+        result.sendBatch.map((r) => [
+          r.id,
+          String(r.recipients),
+          r.recipientsPerSecond.toFixed(1),
+          r.dbRoundTripsPerRecipient?.toFixed(2) ?? "–",
+          r.shareOfLimit === undefined ? "–" : `${(r.shareOfLimit * 100).toFixed(1)}%`,
+          String(r.doubleSends),
+          String(r.skipped),
+          String(r.unknown),
+        ]),
+      ),
+    );
+  }
+  if (result.idempotency) {
+    out.push(
+      "",
+      "Idempotency-Key replays and retention:",
+      "",
+      markdownTable(
+        ["figure", "value", "unit", "note"],
+        result.idempotency.map((r) => [r.name, String(r.value), r.unit, r.note ?? ""]),
+      ),
+    );
+  }
   out.push(
     "",
     "Targets:",
@@ -160,4 +216,16 @@ export function formatMarkdown(result: BenchResult): string {
     ),
   );
   return out.join("\n");
+}
+
+/** One send-batch row as a line of the terminal report. */
+function sendLine(r: NonNullable<BenchResult["sendBatch"]>[number]): string {
+  const share = r.shareOfLimit === undefined
+    ? ""
+    : `, ${(r.shareOfLimit * 100).toFixed(1)}% of 80/s`;
+  const db = r.dbRoundTripsPerRecipient === undefined
+    ? ""
+    : `, ${r.dbRoundTripsPerRecipient.toFixed(2)} DB round trips/recipient`;
+  return `${r.id.padEnd(20)} ${r.recipients} recipients, ${r.recipientsPerSecond.toFixed(1)}/s` +
+    `${db}${share}, ${r.doubleSends} double, ${r.skipped} skipped, ${r.unknown} unknown`;
 }

@@ -101,6 +101,18 @@ export function evaluateTargets(result: Omit<BenchResult, "targets">): TargetChe
       }%${fairer} (p99 ${http.duplicatePath.p99Ms.toFixed(1)} ms)`,
       met: dupRatio >= 0.3,
     });
+    if (http.messageDuplicatePath) {
+      const ratio = http.messageDuplicatePath.requestsPerS / http.bare.requestsPerS;
+      checks.push({
+        target: "message webhook: signed duplicate deliveries ≥ 30% of the bare-handler ceiling",
+        measured: `${http.messageDuplicatePath.requestsPerS.toFixed(0)} vs ${
+          http.bare.requestsPerS.toFixed(0)
+        } req/s = ${(ratio * 100).toFixed(0)}% (p99 ${
+          http.messageDuplicatePath.p99Ms.toFixed(1)
+        } ms)`,
+        met: ratio >= 0.3,
+      });
+    }
     const ceiling = http.pgbench.find((p) => p.clients === http.instancePoolSize);
     if (ceiling && http.uniquePath !== http.duplicatePath) {
       const ratio = http.uniquePath.requestsPerS / ceiling.tps;
@@ -114,5 +126,43 @@ export function evaluateTargets(result: Omit<BenchResult, "targets">): TargetChe
       });
     }
   }
+  checks.push(...sendTargets(result), ...idempotencyTargets(result));
   return checks;
+}
+
+/** whatsapp-send-batch: the rate sustained, no double send, nobody skipped. */
+function sendTargets(result: Omit<BenchResult, "targets">): TargetCheck[] {
+  const rows = result.sendBatch;
+  if (!rows) return [];
+  const checks: TargetCheck[] = [];
+  const paced = rows.find((r) => r.id === "send:80-per-second");
+  if (paced?.shareOfLimit !== undefined) {
+    checks.push({
+      target: "send-batch: ≥ 95% of SEND_RATE_PER_SECOND = 80/s sustained",
+      measured: `${(paced.shareOfLimit * 100).toFixed(1)}% (${
+        paced.recipientsPerSecond.toFixed(1)
+      }/s)`,
+      met: paced.shareOfLimit >= 0.95,
+    });
+  }
+  const bad = rows.filter((r) => r.doubleSends > 0 || r.skipped > 0);
+  checks.push({
+    target: "send-batch: 0 double sends and 0 skipped recipients, kill-and-resume included",
+    measured: bad.length === 0
+      ? `${rows.length} rows, all 0/0`
+      : bad.map((r) => `${r.id}: ${r.doubleSends} double, ${r.skipped} skipped`).join("; "),
+    met: bad.length === 0,
+  });
+  return checks;
+}
+
+/** Idempotency-Key: replays without a database round trip when cached, at most one otherwise. */
+function idempotencyTargets(result: Omit<BenchResult, "targets">): TargetCheck[] {
+  const rows = result.idempotency;
+  if (!rows) return [];
+  return rows.filter((r) => r.unit === "round trips").map((r) => ({
+    target: `Idempotency-Key ${r.name}: ≤ 1, and 0 when a cache tier has the response`,
+    measured: `${r.value.toFixed(3)}`,
+    met: r.name.includes("no cache") ? r.value <= 1.01 : r.value === 0,
+  }));
 }

@@ -17,6 +17,7 @@ import {
 } from "../lib/load.ts";
 import type { BenchResult } from "../lib/result.ts";
 import { freePort } from "../../scripts/lib/ports.ts";
+import { MESSAGE_PATH } from "../messages/scenarios.ts";
 import { instanceEnv, POOL_MAX, SECRET, signatureOf, truncateMembership } from "./env.ts";
 
 /** `--only=duplicate-path`: only the duplicate-path figure and the two ceilings. */
@@ -53,6 +54,31 @@ async function startBareServer(
       await child.status;
     },
   };
+}
+
+/** A Cloud API webhook with one incoming message (the message webhook's duplicate path). */
+function messageDuplicateBody(): string {
+  return JSON.stringify({
+    object: "whatsapp_business_account",
+    entry: [{
+      id: "102290129340398",
+      changes: [{
+        field: "messages",
+        value: {
+          messaging_product: "whatsapp",
+          metadata: { display_phone_number: "15550783881", phone_number_id: "106540352242922" },
+          contacts: [{ profile: { name: "Load" }, wa_id: "5511988887777" }],
+          messages: [{
+            from: "5511988887777",
+            id: "wamid.LOADDUPLICATE0001",
+            timestamp: String(Math.floor(Date.now() / 1000) - 60),
+            type: "text",
+            text: { body: "hello" },
+          }],
+        },
+      }],
+    }],
+  });
 }
 
 /** The HTTP load figures and ceilings. */
@@ -96,12 +122,20 @@ export async function httpLoad(
 
   const [withRedis] = await startInstances(1, "ours", direct(true));
   let duplicatePath: LoadFigure;
+  let messageDuplicatePath: LoadFigure | undefined;
   let uniquePath: LoadFigure | undefined;
   let uniquePathWithRedis: LoadFigure | undefined;
   let note: string | undefined;
   try {
     duplicatePath = await load(withRedis.url, signed);
     log(`  ours, duplicate path: ${duplicatePath.requestsPerS.toFixed(0)} req/s`);
+    // The message webhook on the same instance: one Cloud API message delivered again and again.
+    const message = messageDuplicateBody();
+    messageDuplicatePath = await load(
+      withRedis.baseUrl + MESSAGE_PATH,
+      { text: message, signature: signatureOf(SECRET, message) },
+    );
+    log(`  ours, message duplicate path: ${messageDuplicatePath.requestsPerS.toFixed(0)} req/s`);
     if (hasWrk && !onlyDuplicatePath) {
       const lines = o.quick ? 20_000 : 80_000;
       const file = `${env.work}/unique-redis.tsv`;
@@ -154,6 +188,7 @@ export async function httpLoad(
     bare: bareFigure,
     bareHmac,
     duplicatePath,
+    messageDuplicatePath,
     uniquePath: uniquePath ?? duplicatePath,
     uniquePathWithRedis,
     pgbench,
