@@ -55,6 +55,7 @@ import {
 import {
   createIdempotencyLayer,
   type IdempotencyLayer,
+  runIdempotent,
 } from "../_shared/core/idempotency/layer.ts";
 import { PostgresMembershipRepository } from "../_shared/membership/postgres_repository.ts";
 import type { AppliedEvent, MembershipRepository } from "../_shared/membership/repository.ts";
@@ -126,19 +127,19 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
       ? await deps.authenticator.verify(request.headers, body)
       : "unsigned";
     // Idempotency-Key: after authentication, before parsing and claims.
-    const verified = () =>
-      handleVerified(request, body, scheme, receivedAt).catch((error) =>
-        toErrorResponse(error, deps.logger)
-      );
-    if (!deps.idempotency) return await verified();
-    return await deps.idempotency.handle({
-      functionName: FUNCTION_NAME,
-      caller: scheme,
-      scheme,
-      webhookType: "membership",
-      request,
-      rawBody: body,
-    }, verified);
+    return await runIdempotent(
+      deps.idempotency,
+      {
+        functionName: FUNCTION_NAME,
+        caller: scheme,
+        scheme,
+        webhookType: "membership",
+        request,
+        rawBody: body,
+      },
+      () => handleVerified(request, body, scheme, receivedAt),
+      (error) => toErrorResponse(error, deps.logger),
+    );
   }
 
   /** An authenticated delivery: parse → normalise → claim → apply → respond. */

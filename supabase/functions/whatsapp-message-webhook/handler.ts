@@ -53,6 +53,7 @@ import {
 import {
   createIdempotencyLayer,
   type IdempotencyLayer,
+  runIdempotent,
 } from "../_shared/core/idempotency/layer.ts";
 import { PostgresMessageRepository } from "../_shared/messages/postgres_repository.ts";
 import type { MessageRepository } from "../_shared/messages/repository.ts";
@@ -109,19 +110,19 @@ export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
     const input = form ? readForm(body) : readJson(body);
     const scheme = await authenticate(request, body, input);
     // Idempotency-Key: after authentication, before parsing and claims.
-    const verified = () =>
-      handleVerified(request, input, scheme, receivedAt).catch((error) =>
-        toErrorResponse(error, deps.logger)
-      );
-    if (!deps.idempotency) return await verified();
-    return await deps.idempotency.handle({
-      functionName: FUNCTION_NAME,
-      caller: scheme,
-      scheme,
-      webhookType: "messages",
-      request,
-      rawBody: body,
-    }, verified);
+    return await runIdempotent(
+      deps.idempotency,
+      {
+        functionName: FUNCTION_NAME,
+        caller: scheme,
+        scheme,
+        webhookType: "messages",
+        request,
+        rawBody: body,
+      },
+      () => handleVerified(request, input, scheme, receivedAt),
+      (error) => toErrorResponse(error, deps.logger),
+    );
   }
 
   /** An authenticated delivery: parse → normalise → claim → apply → respond. */

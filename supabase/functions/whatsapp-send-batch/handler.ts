@@ -18,6 +18,7 @@ import { parseIdempotencyConfig } from "../_shared/core/idempotency/config.ts";
 import {
   createIdempotencyLayer,
   type IdempotencyLayer,
+  runIdempotent,
 } from "../_shared/core/idempotency/layer.ts";
 import { createLogger, type Logger } from "../_shared/core/log.ts";
 import { type Caller, verifyCaller } from "../_shared/send_batch/caller.ts";
@@ -234,13 +235,18 @@ export function createSendBatchHandler(deps: SendBatchDeps): {
     if (method === "POST" && deps.idempotency && rest[0] !== "drain") {
       // Idempotency-Key: after authentication; a retry or a second click replays the answer.
       const rawBody = new Uint8Array(await request.clone().arrayBuffer());
-      return await deps.idempotency.handle({
-        functionName: FUNCTION_NAME,
-        caller: caller.kind === "user" ? `user:${caller.userId}` : "service",
-        webhookType: "send-batch",
-        request,
-        rawBody,
-      }, () => dispatch(request, url, rest, caller).catch((e) => toErrorResponse(e, logger)));
+      return await runIdempotent(
+        deps.idempotency,
+        {
+          functionName: FUNCTION_NAME,
+          caller: caller.kind === "user" ? `user:${caller.userId}` : "service",
+          webhookType: "send-batch",
+          request,
+          rawBody,
+        },
+        () => dispatch(request, url, rest, caller),
+        (error) => toErrorResponse(error, logger),
+      );
     }
     return await dispatch(request, url, rest, caller);
   };

@@ -17,7 +17,8 @@
  * leave. Claims and subject times of one webhook are one script call: one round trip per webhook
  * before the response, plus polls only while another instance's claim is in flight.
  */
-import { Redis } from "@upstash/redis";
+import type { Redis } from "@upstash/redis";
+import { createUpstashClient } from "../upstash_client.ts";
 import { isCopyOfHeld } from "../copy_window.ts";
 import {
   type ClaimRequest,
@@ -111,16 +112,7 @@ export class UpstashClaimStore implements ClaimStore {
     this.#prefix = `${options.keyPrefix}:`;
     this.#copyWindowMs = options.copyWindowMs ?? 1000;
     this.#inFlightWaitMs = options.inFlightWaitMs ?? 400;
-    this.#redis = new Redis({
-      url: options.url,
-      token: options.token,
-      // A fresh signal per request. A shared AbortSignal would make the client answer an aborted
-      // request with a fake `{ result: "Aborted" }` instead of throwing.
-      signal: () => AbortSignal.timeout(options.timeoutMs),
-      retry: { retries: 0 },
-      automaticDeserialization: false,
-      enableTelemetry: false,
-    });
+    this.#redis = createUpstashClient(options.url, options.token, options.timeoutMs);
   }
 
   async claim(requests: readonly ClaimRequest[]): Promise<ClaimResult[]> {

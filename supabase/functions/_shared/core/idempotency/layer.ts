@@ -332,3 +332,17 @@ function causeOf(error: unknown): string {
   const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
   return cause instanceof Error ? cause.message : String(cause);
 }
+
+/**
+ * Runs an authenticated request through the layer when there is one: `run`'s errors become their
+ * HTTP responses first, so that the layer sees the status it stores or releases.
+ */
+export function runIdempotent(
+  layer: IdempotencyLayer | undefined,
+  request: IdempotentRequest,
+  run: () => Promise<Response>,
+  toResponse: (error: unknown) => Response,
+): Promise<Response> {
+  const guarded = () => run().catch(toResponse);
+  return layer ? layer.handle(request, guarded) : guarded();
+}

@@ -5,7 +5,8 @@
  * status, content type, base64 body and expiry.
  */
 import { Buffer } from "node:buffer";
-import { Redis } from "@upstash/redis";
+import type { Redis } from "@upstash/redis";
+import { createUpstashClient } from "../upstash_client.ts";
 import type { SharedResponseCache, StoredResponse } from "./store.ts";
 
 /** Options of {@link UpstashResponseCache}. */
@@ -34,14 +35,7 @@ export class UpstashResponseCache implements SharedResponseCache {
 
   constructor(options: UpstashResponseCacheOptions) {
     this.#prefix = `${options.keyPrefix}:idem:`;
-    this.#redis = new Redis({
-      url: options.url,
-      token: options.token,
-      signal: () => AbortSignal.timeout(options.timeoutMs),
-      retry: { retries: 0 },
-      automaticDeserialization: false,
-      enableTelemetry: false,
-    });
+    this.#redis = createUpstashClient(options.url, options.token, options.timeoutMs);
   }
 
   async get(scope: string, key: string, fingerprint: string) {
