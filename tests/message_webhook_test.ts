@@ -10,6 +10,7 @@ import { RealtimeChangeFeed } from "./support/realtime_changes.ts";
 import { startTcpForwarder } from "./support/tcp_forwarder.ts";
 import {
   buildMessageWebhook,
+  buildMessageWebhookWithIdempotency,
   callHandler,
   jsonDelivery,
   MESSAGE_ENV,
@@ -647,6 +648,41 @@ Deno.test("a 3 MB Cloud API batch is accepted (the body limit is 4 MiB)", async 
     assert.equal(result.status, 200);
     assert.equal((await messageRows(sql, account)).length, 1000);
   } finally {
+    await sql.end();
+    await instance.close();
+  }
+});
+
+Deno.test("Idempotency-Key: a keyed retry of a message webhook is replayed byte for byte", async () => {
+  const sql = sqlClient();
+  const feed = await RealtimeChangeFeed.open(sql);
+  const instance = buildMessageWebhookWithIdempotency();
+  const account = ex.phoneNumberId();
+  const id = `wamid.${ex.messageId()}`;
+  const payload = ex.metaWebhook(account, [{
+    messages: [ex.metaMessage({ id, from: ex.phoneDigits() })],
+  }]);
+  const key = crypto.randomUUID();
+  const keyed = async (body: unknown) => {
+    const request = await jsonDelivery(body, "meta");
+    request.headers.set("idempotency-key", key);
+    return await instance.handler(request);
+  };
+  try {
+    const first = await keyed(payload);
+    const firstText = await first.text();
+    assert.equal(first.status, 200);
+    const replay = await keyed(payload);
+    assert.equal(replay.headers.get("idempotent-replayed"), "true");
+    assert.equal(await replay.text(), firstText);
+    const other = await keyed({ ...payload, entry: [] });
+    assert.equal(other.status, 422);
+    await other.body?.cancel();
+    assert.equal((await feed.changes(id)).length, 1);
+    const health = await (await instance.handler(new Request(`${MESSAGE_URL}/health`))).json();
+    assert.equal(health.idempotency.enabled, true);
+  } finally {
+    await feed.close();
     await sql.end();
     await instance.close();
   }

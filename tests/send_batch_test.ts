@@ -513,3 +513,66 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "Idempotency-Key: a repeated create makes one batch; a repeated send click is replayed",
+  opts,
+  async () => {
+    const fake = FakeWhatsAppProvider.start();
+    const fn = sendBatchHandler(fake);
+    const sql = sqlClient(1);
+    try {
+      const user = await newUser();
+      const list = phones(5);
+      const request = (path: string, key: string, body?: unknown) =>
+        new Request(`http://localhost/whatsapp-send-batch${path}`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${user.jwt}`,
+            "content-type": "application/json",
+            "idempotency-key": key,
+          },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+      const payload = { message: "Hi {{name}}", recipients: list.map((phone) => ({ phone })) };
+      const createKey = crypto.randomUUID();
+      const first = await fn.handler(request("", createKey, payload));
+      const firstBody = await first.text();
+      assert.equal(first.status, 201);
+      const again = await fn.handler(request("", createKey, payload));
+      assert.equal(again.status, 201);
+      assert.equal(again.headers.get("idempotent-replayed"), "true");
+      assert.equal(await again.text(), firstBody, "byte for byte");
+      const batchId = JSON.parse(firstBody).batch_id as string;
+      const [{ n }] = await sql`select count(*)::int as n from public.whatsapp_send_batches
+        where owner = ${user.id}`;
+      assert.equal(n, 1, "one batch");
+
+      const sendKey = crypto.randomUUID();
+      const send = await fn.handler(request(`/${batchId}/send`, sendKey));
+      assert.equal(send.status, 202);
+      await send.body?.cancel();
+      await fake.waitForCalls(5);
+      const click = await fn.handler(request(`/${batchId}/send`, sendKey));
+      assert.equal(click.headers.get("idempotent-replayed"), "true");
+      assert.equal(click.status, 202, "the first answer, replayed");
+      await click.body?.cancel();
+      await fn.service.idle();
+      assert.equal(fake.calls.length, 5, "each recipient called once");
+      // Another user's same key is another key (and sees no batch).
+      const other = await newUser();
+      const stranger = await fn.handler(
+        new Request(`http://localhost/whatsapp-send-batch/${batchId}/send`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${other.jwt}`, "idempotency-key": sendKey },
+        }),
+      );
+      assert.equal(stranger.status, 404);
+      await stranger.body?.cancel();
+    } finally {
+      await sql.end();
+      await fn.close();
+      await fake.stop();
+    }
+  },
+);

@@ -5,6 +5,7 @@
 import { parseConfig } from "../../supabase/functions/_shared/core/config.ts";
 import { silentLogger } from "../../supabase/functions/_shared/core/log.ts";
 import { twilioSignature } from "../../supabase/functions/_shared/core/twilio_signature.ts";
+import { parseIdempotencyConfig } from "../../supabase/functions/_shared/core/idempotency/config.ts";
 import { parseMessageSettings } from "../../supabase/functions/_shared/messages/config.ts";
 import { createMessageWebhookFromConfig } from "../../supabase/functions/whatsapp-message-webhook/handler.ts";
 import { databaseUrl } from "./env.ts";
@@ -27,6 +28,17 @@ export function buildMessageWebhook(env: Record<string, string> = {}) {
     parseConfig(values),
     parseMessageSettings(values),
     silentLogger,
+  );
+}
+
+/** An instance with the Idempotency-Key layer on (as `index.ts` builds it). */
+export function buildMessageWebhookWithIdempotency(env: Record<string, string> = {}) {
+  const values = { SUPABASE_DB_URL: databaseUrl(), ...MESSAGE_ENV, ...env };
+  return createMessageWebhookFromConfig(
+    parseConfig(values),
+    parseMessageSettings(values),
+    silentLogger,
+    parseIdempotencyConfig(values),
   );
 }
 

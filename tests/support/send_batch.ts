@@ -42,6 +42,7 @@ export function sendBatchHandler(
     async close() {
       await service.idle();
       await deps.repository.close();
+      await deps.idempotency?.close();
     },
   };
 }
