@@ -145,3 +145,48 @@ Deno.test("RLS: a user sees only their batches; auth.uid() reads request.jwt.cla
     await sql.end();
   }
 });
+
+Deno.test("a user cannot put a sent recipient back to pending, even through the Data API", async () => {
+  const sql = sqlClient(1);
+  try {
+    const { batch, ids } = await batchWith(sql, 3);
+    const [{ owner }] =
+      await sql`select owner from public.whatsapp_send_batches where id = ${batch}`;
+    await sql`update public.whatsapp_send_recipients
+      set status = 'sent', provider_message_id = 'wamid.X' where id = ${ids[0]}`;
+    await sql`update public.whatsapp_send_recipients
+      set status = 'unknown' where id = ${ids[1]}`;
+    const asOwner = <T>(work: (tx: postgres.TransactionSql) => Promise<T>) =>
+      sql.begin(async (tx) => {
+        await tx`select set_config('role', 'authenticated', true),
+                        set_config('request.jwt.claims', ${
+          JSON.stringify({ sub: owner, role: "authenticated" })
+        }, true)`;
+        return await work(tx);
+      });
+    await assert.rejects(
+      asOwner((tx) =>
+        tx`update public.whatsapp_send_recipients set status = 'pending' where id = ${ids[0]}`
+      ),
+      /cannot move a recipient from sent to pending/,
+    );
+    await assert.rejects(
+      asOwner((tx) =>
+        tx`update public.whatsapp_send_recipients set phone = '+14155550000' where id = ${ids[2]}`
+      ),
+      /cannot be changed/,
+    );
+    // The user's own decision to resend an unknown recipient is allowed.
+    const requeued = await asOwner((tx) =>
+      tx`update public.whatsapp_send_recipients set status = 'pending' where id = ${ids[1]}
+         returning id`
+    );
+    assert.equal(requeued.length, 1);
+    const [row] = await sql`select status from public.whatsapp_send_recipients where id = ${
+      ids[0]
+    }`;
+    assert.equal(row.status, "sent");
+  } finally {
+    await sql.end();
+  }
+});

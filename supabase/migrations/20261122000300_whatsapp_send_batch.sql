@@ -293,3 +293,40 @@ begin
   end if;
 end
 $$;
+
+-- What a signed-in user may change in their own recipients, whether through this function or
+-- directly through the Data API: only the transitions of the lifecycle a user can cause. A sent
+-- recipient can never be put back to pending (that would message the person twice), and the
+-- outcome columns are written by the sending process (service role) alone.
+create or replace function public.whatsapp_send_guard_user_update()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if current_user <> 'authenticated' then
+    return new;
+  end if;
+  if (new.batch_id, new.owner, new.phone, new.row_number, new.provider_message_id)
+     is distinct from (old.batch_id, old.owner, old.phone, old.row_number, old.provider_message_id)
+  then
+    raise exception 'recipients'' identity and provider message id cannot be changed'
+      using errcode = '42501';
+  end if;
+  if new.status is distinct from old.status and not (
+       (old.status = 'pending' and new.status = 'processing')
+    or (old.status = 'processing' and new.status = 'unknown' and old.lease_until < now())
+    or (old.status = 'failed' and old.retryable and new.status = 'pending')
+    or (old.status = 'unknown' and new.status = 'pending')
+  ) then
+    raise exception 'a user cannot move a recipient from % to %', old.status, new.status
+      using errcode = '42501';
+  end if;
+  return new;
+end
+$$;
+
+drop trigger if exists whatsapp_send_guard_user_update on public.whatsapp_send_recipients;
+create trigger whatsapp_send_guard_user_update
+  before update on public.whatsapp_send_recipients
+  for each row execute function public.whatsapp_send_guard_user_update();
