@@ -681,8 +681,122 @@ Deno.test("Idempotency-Key: a keyed retry of a message webhook is replayed byte 
     assert.equal((await feed.changes(id)).length, 1);
     const health = await (await instance.handler(new Request(`${MESSAGE_URL}/health`))).json();
     assert.equal(health.idempotency.enabled, true);
+    // The replay came from this instance's cache; it is still counted for the statistics.
+    await instance.close();
+    const [row] = await sql`select replay_count from public.webhook_idempotency
+      where key = ${key} and scope like 'whatsapp-message-webhook:%'`;
+    assert.equal(row.replay_count, 1);
   } finally {
     await feed.close();
+    await sql.end();
+    await instance.close();
+  }
+});
+
+Deno.test("review: odd text never becomes a 503; statuses without a status, numeric statuses, cleared errors", async () => {
+  const sql = sqlClient();
+  const instance = buildMessageWebhook();
+  const account = ex.phoneNumberId();
+  const customer = ex.phoneDigits();
+  const business = ex.phoneDigits();
+  try {
+    // A NUL and a lone surrogate in stored text, next to a good message: all stored, 200.
+    const ids = [`wamid.${ex.messageId()}`, `wamid.${ex.messageId()}`, `wamid.${ex.messageId()}`];
+    const odd = ex.metaWebhook(account, [{
+      messages: [
+        ex.metaMessage({ id: ids[0], from: customer, body: "bad\u0000body" }),
+        ex.metaMessage({ id: ids[1], from: customer, body: "half \ud800 pair" }),
+        { ...ex.metaMessage({ id: ids[2], from: customer }), timestamp: "not a time" },
+      ],
+      statuses: [{
+        ...ex.metaStatus({ id: ids[0], status: "read", recipient: customer }),
+        biz_opaque_callback_data: "cb\u0000",
+      }],
+    }]);
+    // A change without a value (another field) beside the good one.
+    odd.entry[0].changes.push({ field: "account_alerts" } as never);
+    const result = await callHandler(instance.handler, await jsonDelivery(odd, "meta"));
+    assert.equal(result.status, 200, JSON.stringify(result.body));
+    const rows = await messageRows(sql, account);
+    assert.equal(rows.length, 3, "stored, with the time of receipt where the timestamp is bad");
+    assert.equal(rows.find((r) => r.message_id === ids[0])?.body, "badbody");
+
+    // Evolution messages.update without a status (an edit) is ignored; numeric statuses map.
+    const id = ex.messageId();
+    const sender = `${business}@s.whatsapp.net`;
+    const edit = await callHandler(
+      instance.handler,
+      await jsonDelivery({
+        event: "messages.update",
+        instance: "i",
+        sender,
+        data: { keyId: id, remoteJid: `${customer}@s.whatsapp.net`, fromMe: true },
+      }, "bearer"),
+    );
+    assert.equal(edit.status, 200);
+    assert.equal(edit.body.ignored, true);
+    const numeric = await callHandler(
+      instance.handler,
+      await jsonDelivery({
+        event: "messages.update",
+        instance: "i",
+        sender,
+        data: {
+          key: { id, remoteJid: `${customer}@s.whatsapp.net`, fromMe: true },
+          update: { status: 4 },
+        },
+      }, "bearer"),
+    );
+    assert.equal(numeric.body.results[0].status, "read");
+
+    // A failure's error code is cleared by a later status that proves delivery.
+    const sentId = `wamid.${ex.messageId()}`;
+    for (const [status, errorCode] of [["sent"], ["failed", 131026], ["delivered"]] as const) {
+      await callHandler(
+        instance.handler,
+        await jsonDelivery(
+          ex.metaWebhook(account, [{
+            statuses: [ex.metaStatus({ id: sentId, status, recipient: customer, errorCode })],
+          }]),
+          "meta",
+        ),
+      );
+    }
+    const [row] = (await messageRows(sql, account)).filter((r) => r.message_id === sentId);
+    assert.deepEqual([row.status, row.error_code], ["delivered", null]);
+
+    // WAHA without `me`: the account is the receiving side of the message.
+    const wahaId = ex.messageId();
+    const waha = ex.wahaMessage({
+      session: "s",
+      me: `${business}@c.us`,
+      id: wahaId,
+      from: `${customer}@c.us`,
+      to: `${business}@c.us`,
+    });
+    const noMe = await callHandler(
+      instance.handler,
+      await jsonDelivery({ ...waha, me: undefined }, "waha"),
+    );
+    assert.equal(noMe.body.results[0].outcome, "applied");
+    assert.ok((await messageRows(sql, `+${business}`)).some((r) => r.message_id === wahaId));
+
+    // The handshake: another mode is forbidden, a missing challenge is a 400.
+    const mode = await callHandler(
+      instance.handler,
+      new Request(
+        `${MESSAGE_URL}?hub.mode=unsubscribe&hub.verify_token=${MESSAGE_ENV.META_VERIFY_TOKEN}&hub.challenge=1`,
+      ),
+    );
+    assert.equal(mode.status, 403);
+    const noChallenge = await callHandler(
+      instance.handler,
+      new Request(
+        `${MESSAGE_URL}?hub.mode=subscribe&hub.verify_token=${MESSAGE_ENV.META_VERIFY_TOKEN}`,
+      ),
+    );
+    assert.equal(noChallenge.status, 400);
+  } finally {
     await sql.end();
     await instance.close();
   }

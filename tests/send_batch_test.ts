@@ -576,3 +576,36 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "review: NULs in a CSV, a semicolon CSV, a bare phone in JSON: stored, never a 500",
+  opts,
+  async () => {
+    const fake = FakeWhatsAppProvider.start();
+    const fn = sendBatchHandler(fake);
+    try {
+      const user = await newUser();
+      const [a, b] = phones(2);
+      const csv = await call(
+        fn.handler,
+        "POST",
+        "?message=Hi%00%20{{name}}",
+        user.jwt,
+        `phone;name\n${a};Ana\u0000\n${b};Bo\n`,
+        "text/csv",
+      );
+      assert.equal(csv.status, 201, JSON.stringify(csv.body));
+      assert.equal(csv.body.accepted, 2);
+      const json = await call(fn.handler, "POST", "", user.jwt, {
+        message: "hi\u0000 {{name}}",
+        recipients: [phones(1)[0], { phone: "12" }],
+      });
+      assert.equal(json.status, 201, JSON.stringify(json.body));
+      assert.equal(json.body.accepted, 1);
+      assert.equal(json.body.rejected.length, 1);
+    } finally {
+      await fn.close();
+      await fake.stop();
+    }
+  },
+);

@@ -708,3 +708,84 @@ Deno.test("logs: phone numbers are masked and secrets never written", () => {
   assert.ok(!lines[0].includes("abc"), lines[0]);
   assert.match(lines[0], /\+91\*+165/);
 });
+
+Deno.test("review: a malformed participant entry or a missing `me` rejects only itself", async () => {
+  const wahaKey = "waha-hmac-key-for-tests";
+  const { handler, close } = build({ WAHA_HMAC_KEY: wahaKey });
+  const sql = sqlClient();
+  const group = uniqueGroup();
+  const signed = (payload: unknown) => {
+    const body = JSON.stringify(payload);
+    return new Request(URL_, {
+      method: "POST",
+      body,
+      headers: {
+        "x-webhook-hmac": signBody(wahaKey, body, "sha512"),
+        "x-webhook-hmac-algorithm": "sha512",
+      },
+    });
+  };
+  try {
+    // WAHA with no `me` key at all, and entries of the wrong shape among good ones.
+    const waha = await call(
+      handler,
+      signed({
+        event: "group.v2.participants",
+        session: "default",
+        payload: {
+          group: { id: group },
+          type: "join",
+          timestamp: Date.now() - 60_000,
+          participants: [{ id: "5511966200002@c.us" }, { pn: "5511966200003@c.us" }, {
+            id: 5511966200004,
+          }, "x"],
+        },
+      }),
+    );
+    assert.equal(waha.status, 200, JSON.stringify(waha.body));
+    assert.deepEqual(waha.body.results.map((r: { outcome: string }) => r.outcome), [
+      "applied",
+      "rejected",
+      "rejected",
+      "rejected",
+    ]);
+    // Baileys (through the generic signature) with a null participant.
+    const baileys = await call(
+      handler,
+      await signedRequest({
+        id: group,
+        author: null,
+        participants: ["5511966100004@s.whatsapp.net", null, { id: null }],
+        action: "add",
+      }),
+    );
+    assert.equal(baileys.status, 200, JSON.stringify(baileys.body));
+    assert.deepEqual(baileys.body.results.map((r: { outcome: string }) => r.outcome), [
+      "applied",
+      "rejected",
+      "rejected",
+    ]);
+    // whatsapp-web.js with a null recipient.
+    const wwebjs = await call(
+      handler,
+      await signedRequest({
+        event: "group_join",
+        data: {
+          notification: {
+            id: { remote: group },
+            type: "add",
+            timestamp: Math.floor(Date.now() / 1000) - 30,
+            chatId: group,
+            author: "5511966400001@c.us",
+            recipientIds: ["5511966400003@c.us", null],
+          },
+        },
+      }),
+    );
+    assert.equal(wwebjs.status, 200, JSON.stringify(wwebjs.body));
+    assert.equal((await groupRows(sql, group)).length, 3);
+  } finally {
+    await sql.end();
+    await close();
+  }
+});

@@ -162,7 +162,9 @@ begin
       on conflict (account, message_id) do update
         set status = excluded.status,
             status_at = excluded.status_at,
-            error_code = coalesce(excluded.error_code, m.error_code),
+            -- The error belongs to a failure: a later status that proves delivery clears it.
+            error_code = case when excluded.status = 'failed'
+                              then coalesce(excluded.error_code, m.error_code) end,
             callback_data = coalesce(m.callback_data, excluded.callback_data),
             chat = coalesce(m.chat, excluded.chat),
             updated_at = now()

@@ -233,7 +233,7 @@ export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
     const path = query === -1 ? url : url.slice(0, query);
     if (path.endsWith("/health")) return health();
     const params = new URLSearchParams(query === -1 ? "" : url.slice(query + 1));
-    if (params.get("hub.mode") !== "subscribe") {
+    if (!params.has("hub.mode")) {
       throw new HttpError(
         405,
         "method_not_allowed",
@@ -242,6 +242,12 @@ export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
           headers: { allow: "GET, POST" },
         },
       );
+    }
+    if (params.get("hub.mode") !== "subscribe") {
+      throw new HttpError(403, "forbidden", "hub.mode must be subscribe");
+    }
+    if (!params.get("hub.challenge")) {
+      throw new HttpError(400, "missing_challenge", "hub.challenge is required");
     }
     // Meta's subscription handshake: echo the challenge when the verify token matches.
     const expected = deps.settings.metaVerifyToken;

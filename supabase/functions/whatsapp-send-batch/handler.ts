@@ -13,6 +13,7 @@
  */
 import { z } from "zod";
 import { HttpError, jsonResponse, readBodyLimited } from "../_shared/core/http.ts";
+import { storableJson, storableText } from "../_shared/core/payload.ts";
 import { toErrorResponse } from "../_shared/core/error_response.ts";
 import { parseIdempotencyConfig } from "../_shared/core/idempotency/config.ts";
 import {
@@ -67,7 +68,15 @@ class BatchNotFoundError extends HttpError {
 
 const CreateSchema = z.object({
   message: MessageInputSchema,
-  recipients: z.array(z.object({ phone: z.unknown() }).passthrough()).max(1_000_000),
+  // A bare value is taken as the phone; every row is checked on its own (rejected, not fatal).
+  recipients: z.array(
+    z.preprocess(
+      (
+        row,
+      ) => (row !== null && typeof row === "object" && !Array.isArray(row) ? row : { phone: row }),
+      z.object({ phone: z.unknown() }).passthrough(),
+    ),
+  ).max(1_000_000),
   owner: z.string().regex(UUID).optional(),
 });
 
@@ -81,7 +90,8 @@ async function readJson(request: Request): Promise<unknown> {
   const body = await readBodyLimited(request, MAX_UPLOAD_BYTES);
   if (body.byteLength === 0) return {};
   try {
-    return JSON.parse(new TextDecoder().decode(body));
+    // NULs and lone surrogates cannot be stored: cleaned here, once, for every field.
+    return storableJson(JSON.parse(new TextDecoder().decode(body)));
   } catch (cause) {
     throw new HttpError(400, "malformed_json", "request body is not valid JSON", { cause });
   }
@@ -103,7 +113,7 @@ async function readCreate(
     const template = url.searchParams.get("template");
     const messageInput = template
       ? { template: { name: template, language: url.searchParams.get("language") ?? "en" } }
-      : url.searchParams.get("message") ?? "";
+      : storableText(url.searchParams.get("message") ?? "");
     const message = MessageInputSchema.safeParse(messageInput);
     if (!message.success) {
       throw new HttpError(
@@ -116,7 +126,7 @@ async function readCreate(
       );
     }
     const body = await readBodyLimited(request, MAX_UPLOAD_BYTES);
-    const recipients = readRecipientsCsv(new TextDecoder().decode(body));
+    const recipients = readRecipientsCsv(storableText(new TextDecoder().decode(body)));
     return { message: message.data, recipients, owner: url.searchParams.get("owner") ?? undefined };
   }
   const parsed = CreateSchema.safeParse(await readJson(request));

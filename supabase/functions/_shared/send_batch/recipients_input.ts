@@ -98,6 +98,22 @@ export function readRecipients(rows: readonly RawRecipient[]): RecipientList {
 }
 
 /**
+ * The separator of a CSV export: spreadsheets write commas, semicolons (European locales) or
+ * tabs; the one the header row uses most is taken.
+ */
+function delimiterOf(text: string): string {
+  const end = text.indexOf("\n");
+  const header = end === -1 ? text : text.slice(0, end);
+  let best = ",";
+  let most = 0;
+  for (const candidate of [",", ";", "\t"]) {
+    const count = header.split(candidate).length - 1;
+    if (count > most) [best, most] = [candidate, count];
+  }
+  return best;
+}
+
+/**
  * Reads a CSV upload: a header row with a `phone` column (case-insensitive; `name` is the name),
  * every other column becomes a variable.
  */
@@ -109,6 +125,7 @@ export function readRecipientsCsv(text: string): RecipientList {
   try {
     records = parseCsv(text, {
       bom: true,
+      delimiter: delimiterOf(text),
       skip_empty_lines: true,
       relax_column_count: true,
       trim: true,

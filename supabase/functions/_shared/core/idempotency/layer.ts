@@ -13,6 +13,7 @@
  */
 import { errorResponse, HttpError } from "../http.ts";
 import type { Logger } from "../log.ts";
+import { waitUntil } from "../wait_until.ts";
 import type { IdempotencyConfig } from "./config.ts";
 import {
   IdempotencyKeyInProgressError,
@@ -84,6 +85,7 @@ export class IdempotencyLayer {
     started: 0,
     replayedFromDatabase: 0,
     replayedFromShared: 0,
+    replayedFromMemory: 0,
     inProgress: 0,
     reused: 0,
     sharedErrors: 0,
@@ -103,6 +105,42 @@ export class IdempotencyLayer {
     this.#sharedCooldownMs = options.sharedCooldownMs ?? 5_000;
     if (this.#store && options.config.memoryMaxKeys > 0) {
       this.#cache = new MemoryResponseCache(options.config.memoryMaxKeys, this.#now);
+    }
+  }
+
+  /** Replays the caches served, not yet added to the records (key → count). */
+  readonly #replays = new Map<string, { scope: string; key: string; count: number }>();
+  #flushing?: Promise<void>;
+
+  /**
+   * Counts a replay a cache served into the record's `replay_count` (the statistics' "replays
+   * served"), batched: at most one write a second, after the responses (`waitUntil`), never on a
+   * replay's path.
+   */
+  #countReplay(scope: string, key: string): void {
+    const id = `${scope}\u0000${key}`;
+    const entry = this.#replays.get(id);
+    if (entry) entry.count++;
+    else if (this.#replays.size < 10_000) this.#replays.set(id, { scope, key, count: 1 });
+    if (this.#flushing) return;
+    this.#flushing = new Promise<void>((resolve) => setTimeout(resolve, 1000))
+      .then(() => this.flushReplayCounts())
+      .finally(() => {
+        this.#flushing = undefined;
+      });
+    waitUntil(this.#flushing);
+  }
+
+  /** Writes the replay counts gathered so far (shutdown and tests; otherwise once a second). */
+  async flushReplayCounts(): Promise<void> {
+    if (this.#replays.size === 0 || !this.#store) return;
+    const batch = [...this.#replays.values()];
+    this.#replays.clear();
+    try {
+      await this.#store.countReplays(batch);
+    } catch (error) {
+      // Statistics only: a lost count never changes what a request is answered.
+      this.#logger.warn("could not record cached replays", { cause: causeOf(error) });
     }
   }
 
@@ -131,10 +169,15 @@ export class IdempotencyLayer {
     const { key } = found;
     const fingerprint = fingerprintRequest(input.request.method, input.request.url, input.rawBody);
     const cached = this.#cache?.get(scope, key, fingerprint);
-    if (cached) return replay(cached);
+    if (cached) {
+      this.#counters.replayedFromMemory++;
+      this.#countReplay(scope, key);
+      return replay(cached);
+    }
     const shared = await this.#sharedGet(scope, key, fingerprint);
     if (shared) {
       this.#counters.replayedFromShared++;
+      this.#countReplay(scope, key);
       this.#cache?.set(scope, key, fingerprint, shared.response, shared.expiresAt);
       return replay(shared.response);
     }
@@ -231,6 +274,8 @@ export class IdempotencyLayer {
 
   /** Closes the store. */
   async close(): Promise<void> {
+    await this.#flushing;
+    await this.flushReplayCounts();
     await this.#store?.close();
   }
 

@@ -98,6 +98,18 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
     return row?.ok === true;
   }
 
+  async countReplays(
+    replays: readonly { scope: string; key: string; count: number }[],
+  ): Promise<void> {
+    if (replays.length === 0) return;
+    await this.#bounded(this.#sql`
+      update public.webhook_idempotency as w set replay_count = w.replay_count + r.count
+        from jsonb_to_recordset(${
+      this.#sql.json(replays as unknown as postgres.JSONValue)
+    }) as r(scope text, key text, count integer)
+       where w.scope = r.scope and w.key = r.key`);
+  }
+
   async close(): Promise<void> {
     if (this.#owned) await this.#sql.end({ timeout: 1 });
   }

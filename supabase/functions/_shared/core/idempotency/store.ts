@@ -38,6 +38,8 @@ export interface IdempotencyStore {
   complete(scope: string, key: string, token: string, response: StoredResponse): Promise<boolean>;
   /** Deletes the record of the attempt holding `token`, so a retry runs. */
   release(scope: string, key: string, token: string): Promise<boolean>;
+  /** Adds replays a cache served to the records' `replay_count` (one write for many). */
+  countReplays(replays: readonly { scope: string; key: string; count: number }[]): Promise<void>;
   close(): Promise<void>;
 }
 

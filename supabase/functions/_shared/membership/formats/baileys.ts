@@ -23,15 +23,18 @@ import {
   type WebhookFormat,
 } from "./delivery.ts";
 
-/** One participant: a JID string, or an object with optional phone/LID pairing. */
+/**
+ * One participant: a JID string, or an object with optional phone/LID pairing. A malformed entry
+ * becomes an empty participant, which normalisation rejects on its own: the valid ones still apply.
+ */
 export const BaileysParticipantSchema = z.union([
   jidField,
   z.object({
     id: jidField,
-    phoneNumber: z.string().max(128).nullish(),
-    lid: z.string().max(128).nullish(),
+    phoneNumber: z.string().max(128).nullish().catch(undefined),
+    lid: z.string().max(128).nullish().catch(undefined),
   }),
-]);
+]).catch("");
 
 /** The `group-participants.update` event object. */
 export const BaileysUpdateSchema = z.object({

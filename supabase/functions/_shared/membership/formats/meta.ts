@@ -46,7 +46,7 @@ const WebhookSchema = z.object({
   entry: z.array(z.object({
     changes: z.array(z.object({
       field: z.string().max(128),
-      value: z.unknown(),
+      value: z.unknown().optional(),
     })).max(1000).optional(),
   })).max(1000),
 });

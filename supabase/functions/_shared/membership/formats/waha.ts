@@ -34,8 +34,8 @@ const timestamp = timestampField.optional();
 // session's own join or leave), `metadata`, `environment` and the rest are tolerated as they come.
 const EnvelopeSchema = z.object({
   event: z.string().min(1).max(128),
-  me: z.unknown(),
-  payload: z.unknown(),
+  me: z.unknown().optional(),
+  payload: z.unknown().optional(),
 });
 
 /** The session's own account, when `me` carries usable text ids. */
@@ -50,8 +50,12 @@ const ParticipantsPayloadSchema = z.object({
     group: z.object({ id: jidField }),
     type: z.enum(["join", "leave", "promote", "demote"]),
     timestamp,
+    // A malformed entry becomes an empty participant, rejected on its own by normalisation.
     participants: z.array(
-      z.object({ id: jidField, pn: z.string().max(128).nullish() }),
+      z.object({
+        id: jidField.catch(""),
+        pn: z.string().max(128).nullish().catch(undefined),
+      }).catch({ id: "" }),
     ).min(1).max(MAX_PARTICIPANTS),
   }),
 });

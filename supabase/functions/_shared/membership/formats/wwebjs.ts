@@ -30,7 +30,8 @@ export const GroupNotificationSchema = z.object({
   timestamp: timestampField.optional(),
   chatId: jidField,
   author: z.string().max(128).nullish(),
-  recipientIds: z.array(jidField).max(MAX_PARTICIPANTS),
+  // A malformed entry becomes an empty participant, rejected on its own by normalisation.
+  recipientIds: z.array(jidField.catch("")).max(MAX_PARTICIPANTS),
 });
 
 const ACTIONS: Record<string, MembershipAction | undefined> = {

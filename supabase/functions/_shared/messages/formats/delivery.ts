@@ -5,6 +5,8 @@
  */
 import type { MessageEvent } from "../event.ts";
 import { NotAConversationError } from "../normalize.ts";
+import { storableText } from "../../core/payload.ts";
+import { resolveEventTime } from "../../whatsapp/event_time.ts";
 
 /** The request as a format sees it: the JSON body, or the form fields of a form post. */
 export type DeliveryInput =
@@ -59,8 +61,19 @@ export class IgnoredItem extends Error {
 /** Text of a field, or undefined when it is not a non-empty string (or a number). */
 export function text(value: unknown, max = 65_536): string | undefined {
   if (typeof value === "number" && Number.isFinite(value)) return String(value);
-  if (typeof value !== "string" || value.trim() === "") return undefined;
-  return value.length > max ? value.slice(0, max) : value;
+  if (typeof value !== "string") return undefined;
+  const clean = storableText(value);
+  if (clean.trim() === "") return undefined;
+  return clean.length > max ? clean.slice(0, max).toWellFormed() : clean;
+}
+
+/** The event time of a timestamp field; an unusable one falls back to the receive time. */
+export function eventTime(raw: unknown, receivedAt: number): number {
+  try {
+    return resolveEventTime(text(raw, 64), receivedAt).at;
+  } catch {
+    return receivedAt;
+  }
 }
 
 /** Text of a required field; throws naming it. */

@@ -16,7 +16,6 @@
  * dedupe. `data` may be one object or a list. Other events (presence, contacts, chats, calls…)
  * are acknowledged and ignored. Evolution signs nothing: use `Authorization: Bearer`.
  */
-import { resolveEventTime } from "../../whatsapp/event_time.ts";
 import type { MediaInfo, MessageStatus } from "../event.ts";
 import {
   normalizeAccount,
@@ -26,6 +25,7 @@ import {
   tryNormalizeChat,
 } from "../normalize.ts";
 import {
+  eventTime,
   IgnoredItem,
   isObject,
   type ItemResult,
@@ -106,7 +106,7 @@ function upsertItem(sender: unknown, raw: unknown, path: string, receivedAt: num
       kind: "message",
       account,
       messageId: normalizeMessageId(required(key.id, "key.id", 256)),
-      at: resolveEventTime(timestampOf(raw.messageTimestamp), receivedAt).at,
+      at: eventTime(timestampOf(raw.messageTimestamp), receivedAt),
       chat,
       sender: sender_,
       fromMe,
@@ -117,15 +117,32 @@ function upsertItem(sender: unknown, raw: unknown, path: string, receivedAt: num
   });
 }
 
+/** Baileys' numeric WAMessageStatus, as older Evolution versions forward it. */
+const NUMERIC_STATUS: MessageStatus[] = [
+  "failed",
+  "pending",
+  "sent",
+  "delivered",
+  "read",
+  "played",
+];
+
 function updateItem(sender: unknown, raw: unknown, path: string, receivedAt: number): ItemResult {
   return itemResult(path, () => {
     if (!isObject(raw)) throw new Error("data must be an object");
-    const name = required(raw.status, "status", 32);
-    const status = STATUS[name.toUpperCase()];
-    if (!status) throw new IgnoredItem(`status "${name.slice(0, 32)}" is not stored`);
-    const keyId = text(raw.keyId, 256) ??
-      (isObject(raw.key) ? text(raw.key.id, 256) : undefined) ?? text(raw.messageId, 256);
-    const chat = tryNormalizeChat(text(raw.remoteJid, 128));
+    const update = isObject(raw.update) ? raw.update : raw;
+    const given = update.status ?? raw.status;
+    // Edits, reactions and poll votes arrive as messages.update without a status.
+    if (given === undefined || given === null) throw new IgnoredItem("an update without a status");
+    const status = typeof given === "number"
+      ? NUMERIC_STATUS[given]
+      : STATUS[String(given).toUpperCase()];
+    if (!status) throw new IgnoredItem(`status "${String(given).slice(0, 32)}" is not stored`);
+    // keyId (or key.id) is WhatsApp's id; Evolution's own `messageId` is its row id, never used.
+    const key = isObject(raw.key) ? raw.key : {};
+    const keyId = text(raw.keyId, 256) ?? text(key.id, 256);
+    const chat = tryNormalizeChat(text(raw.remoteJid, 128) ?? text(key.remoteJid, 128));
+    const fromMe = (raw.fromMe ?? key.fromMe) !== false;
     return {
       kind: "status",
       account: normalizeAccount(required(sender, "sender", 128)),
@@ -133,7 +150,7 @@ function updateItem(sender: unknown, raw: unknown, path: string, receivedAt: num
       at: receivedAt,
       status,
       ...(chat ? { chat } : {}),
-      fromMe: raw.fromMe !== false,
+      fromMe,
     };
   });
 }

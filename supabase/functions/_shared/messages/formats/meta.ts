@@ -19,7 +19,6 @@
  */
 import { z } from "zod";
 import { parseWith } from "../../core/payload.ts";
-import { resolveEventTime } from "../../whatsapp/event_time.ts";
 import type { MediaInfo, MessageStatus } from "../event.ts";
 import {
   normalizeMessageId,
@@ -28,6 +27,7 @@ import {
   tryNormalizeChat,
 } from "../normalize.ts";
 import {
+  eventTime,
   IgnoredItem,
   isObject,
   type ItemResult,
@@ -40,7 +40,8 @@ import {
 const WebhookSchema = z.object({
   object: z.literal("whatsapp_business_account"),
   entry: z.array(z.object({
-    changes: z.array(z.object({ field: z.string().max(128), value: z.unknown() })).max(1000),
+    changes: z.array(z.object({ field: z.string().max(128), value: z.unknown().optional() }))
+      .max(1000),
   })).max(1000),
 });
 
@@ -86,17 +87,15 @@ function bodyOf(message: Record<string, unknown>, type: string): string | undefi
 function messageItem(account: string, raw: unknown, path: string, receivedAt: number): ItemResult {
   return itemResult(path, () => {
     if (!isObject(raw)) throw new Error("message must be an object");
+    // Every message is stored, `unsupported` and `system` ones too (type kept, no body).
     const type = text(raw.type, 64) ?? "unknown";
-    if (type === "system" || type === "unsupported") {
-      throw new IgnoredItem(`message type "${type}" is not stored`);
-    }
     const from = normalizePerson(required(raw.from, "from"));
     const media = mediaOf(raw, type);
     return {
       kind: "message",
       account,
       messageId: normalizeMessageId(required(raw.id, "id", 512)),
-      at: resolveEventTime(text(raw.timestamp, 64), receivedAt).at,
+      at: eventTime(raw.timestamp, receivedAt),
       chat: from,
       sender: from,
       fromMe: false,
@@ -120,7 +119,7 @@ function statusItem(account: string, raw: unknown, path: string, receivedAt: num
       kind: "status",
       account,
       messageId: normalizeMessageId(required(raw.id, "id", 512)),
-      at: resolveEventTime(text(raw.timestamp, 64), receivedAt).at,
+      at: eventTime(raw.timestamp, receivedAt),
       status,
       ...(tryNormalizeChat(recipient) ? { chat: tryNormalizeChat(recipient) } : {}),
       fromMe: true,

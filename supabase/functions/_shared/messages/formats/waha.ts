@@ -16,7 +16,6 @@
  * `false_<chat>_<id>[_<participant>]` becomes `<id>`, as Baileys and Evolution name it. The account
  * is `me.id`. Signed with `X-Webhook-Hmac` (HMAC-SHA512).
  */
-import { resolveEventTime } from "../../whatsapp/event_time.ts";
 import type { MessageStatus } from "../event.ts";
 import {
   normalizeAccount,
@@ -26,6 +25,7 @@ import {
   tryNormalizeChat,
 } from "../normalize.ts";
 import {
+  eventTime,
   IgnoredItem,
   isObject,
   type ItemResult,
@@ -46,16 +46,27 @@ const ACK: Record<string, MessageStatus> = {
   "4": "played",
 };
 
-/** The connected account from `me.id`; a missing or non-phone `me` rejects the item only. */
-function accountOf(me: unknown): string {
+/**
+ * The connected account: `me.id`, or, when `me` is missing or not a phone number (a LID, a
+ * session name), the side of the message that is the account's (`to` of an incoming message,
+ * `from` of one it sent). Only when neither is a phone is the item rejected.
+ */
+function accountOf(me: unknown, payload: Record<string, unknown>): string {
   const id = isObject(me) ? text(me.id, 128) : undefined;
-  return normalizeAccount(required(id, "me.id", 128));
+  const own = text(payload.fromMe === true ? payload.from : payload.to, 128);
+  for (const candidate of [id, own]) {
+    if (candidate === undefined) continue;
+    try {
+      return normalizeAccount(candidate);
+    } catch { /* try the next one */ }
+  }
+  return normalizeAccount(required(id ?? own, "me.id", 128));
 }
 
 function messageItem(me: unknown, raw: unknown, receivedAt: number): ItemResult {
   return itemResult("payload", () => {
     if (!isObject(raw)) throw new Error("payload must be an object");
-    const account = accountOf(me);
+    const account = accountOf(me, raw);
     const fromMe = raw.fromMe === true;
     const chat = normalizeChat(required(fromMe ? raw.to : raw.from, fromMe ? "to" : "from", 128));
     const participant = text(raw.participant, 128);
@@ -71,7 +82,7 @@ function messageItem(me: unknown, raw: unknown, receivedAt: number): ItemResult 
       kind: "message",
       account,
       messageId: normalizeMessageId(required(raw.id, "id", 512)),
-      at: resolveEventTime(text(raw.timestamp, 32), receivedAt).at,
+      at: eventTime(raw.timestamp, receivedAt),
       chat,
       sender: fromMe ? account : participant ? normalizePerson(participant) : chat,
       fromMe,
@@ -92,9 +103,9 @@ function ackItem(me: unknown, raw: unknown, receivedAt: number): ItemResult {
     const chat = tryNormalizeChat(text(fromMe ? raw.to : raw.from, 128));
     return {
       kind: "status",
-      account: accountOf(me),
+      account: accountOf(me, raw),
       messageId: normalizeMessageId(required(raw.id, "id", 512)),
-      at: resolveEventTime(text(raw.timestamp, 32), receivedAt).at,
+      at: eventTime(raw.timestamp, receivedAt),
       status,
       ...(chat ? { chat } : {}),
       fromMe,
