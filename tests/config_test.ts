@@ -46,3 +46,12 @@ Deno.test("config: numbers are checked", () => {
   assert.equal(parseConfig({ ...DB, ALLOW_UNSIGNED_WEBHOOKS: "true" }).allowUnsigned, true);
   assert.throws(() => parseConfig({ ...DB, ALLOW_UNSIGNED_WEBHOOKS: "maybe" }), ConfigError);
 });
+
+Deno.test("logs: phone numbers are masked, batch and message ids stay readable", async () => {
+  const { maskNumbers } = await import("../supabase/functions/_shared/core/log.ts");
+  assert.equal(maskNumbers("from 5511988887777@c.us"), "from **********777@c.us");
+  assert.equal(maskNumbers("call +5511988887777 now"), "call +55********777 now");
+  const uuid = "04e12345-1234-4a5b-8c9d-012345678901";
+  assert.equal(maskNumbers(`batch ${uuid}`), `batch ${uuid}`);
+  assert.equal(maskNumbers("wamid.HBgM5511988887777"), "wamid.HBgM5511988887777");
+});

@@ -10,7 +10,9 @@ export type LogLevel = "debug" | "info" | "warn" | "error";
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 const SECRET_FIELD = /secret|token|password|authorization|signature|apikey|key$/i;
-const LONG_NUMBER = /\+?[0-9]{7,}/g;
+// Seven or more digits that are not part of a longer word of letters and digits (a UUID's or a
+// hex id's digits stay readable; a phone inside a JID, a URL or a sentence is masked).
+const LONG_NUMBER = /(?<![0-9A-Za-z_-])\+?[0-9]{7,}(?![0-9A-Za-z_-])/g;
 
 /** Masks every run of seven or more digits in a text (phone numbers inside error messages). */
 export function maskNumbers(text: string): string {
