@@ -38,8 +38,7 @@ export function createCacheTiers(config: WebhookConfig, copyWindowMs: number): C
 
 /** The `status` and `tiers` part of a function's health response. */
 export function tiersHealth(
-  // deno-lint-ignore no-explicit-any
-  processor: ExactlyOnceProcessor<any, any>,
+  processor: Pick<ExactlyOnceProcessor<unknown>, "sharedHealth">,
   memory: MemoryClaimStore,
   databaseName: string,
 ): { status: "ok" | "degraded"; tiers: Record<string, unknown> } {
