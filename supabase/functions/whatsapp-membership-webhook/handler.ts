@@ -8,20 +8,13 @@
  * `membershipWebhookFromEnv` builds them once from environment variables for `index.ts`.
  */
 import type { MemoryClaimStore } from "../_shared/core/claims/memory_claim_store.ts";
-import type { UpstashClaimStore } from "../_shared/core/claims/upstash_claim_store.ts";
-import { createCacheTiers, tiersHealth } from "../_shared/core/tiers.ts";
-import {
-  ConfigError,
-  MAX_BODY_BYTES,
-  parseConfig,
-  type WebhookConfig,
-} from "../_shared/core/config.ts";
+import { MAX_BODY_BYTES, parseConfig, type WebhookConfig } from "../_shared/core/config.ts";
 import {
   type FetchHandler,
   handlerFromEnv,
   toErrorResponse,
 } from "../_shared/core/error_response.ts";
-import { ExactlyOnceProcessor } from "../_shared/core/exactly_once.ts";
+import type { ClaimOf, ExactlyOnceProcessor } from "../_shared/core/exactly_once.ts";
 import {
   HttpError,
   InvalidPayloadError,
@@ -32,13 +25,15 @@ import {
   readBodyLimited,
   urlPath,
 } from "../_shared/core/http.ts";
-import { createLogger, type Logger, maskIdentity } from "../_shared/core/log.ts";
 import {
-  type AuthScheme,
-  hasAnySecret,
-  WebhookAuthenticator,
-  type WebhookSecrets,
-} from "../_shared/core/webhook_auth.ts";
+  type IdempotencyConfig,
+  parseIdempotencyConfig,
+} from "../_shared/core/idempotency/config.ts";
+import { type IdempotencyLayer, runIdempotent } from "../_shared/core/idempotency/layer.ts";
+import { createLogger, type Logger, maskIdentity } from "../_shared/core/log.ts";
+import { tiersHealth } from "../_shared/core/tiers.ts";
+import { type AuthScheme, type WebhookAuthenticator } from "../_shared/core/webhook_auth.ts";
+import { createWebhookRuntime } from "../_shared/core/webhook_runtime.ts";
 import { dedupKey } from "../_shared/membership/dedup_key.ts";
 import type { MembershipEvent } from "../_shared/membership/event.ts";
 import { PayloadFormatError } from "../_shared/membership/formats/delivery.ts";
@@ -48,15 +43,6 @@ import {
   UnknownFormatError,
 } from "../_shared/membership/formats/registry.ts";
 import { normalizeEach } from "../_shared/membership/normalize.ts";
-import {
-  type IdempotencyConfig,
-  parseIdempotencyConfig,
-} from "../_shared/core/idempotency/config.ts";
-import {
-  createIdempotencyLayer,
-  type IdempotencyLayer,
-  runIdempotent,
-} from "../_shared/core/idempotency/layer.ts";
 import { PostgresMembershipRepository } from "../_shared/membership/postgres_repository.ts";
 import type { AppliedEvent, MembershipRepository } from "../_shared/membership/repository.ts";
 import { SupabaseRpcMembershipRepository } from "../_shared/membership/supabase_rpc_repository.ts";
@@ -85,25 +71,14 @@ export interface MembershipWebhookDeps {
   now?: () => number;
 }
 
-/** Builds the lifecycle of membership events over the given tiers. */
-export function createMembershipProcessor(options: {
-  memory: MemoryClaimStore;
-  shared?: UpstashClaimStore;
-  repository: MembershipRepository;
-  windowMs: number;
-  sharedCooldownMs: number;
-  logger: Logger;
-}): MembershipProcessor {
-  const { windowMs } = options;
-  return new ExactlyOnceProcessor<MembershipEvent, AppliedEvent>({
-    ...options,
-    // A person's events alternate (join, leave, join): the subject makes a rejoin never a copy.
-    claimOf: (event) => ({
-      key: dedupKey(event, windowMs),
-      at: event.at,
-      subject: `${event.groupJid}|${event.participant}`,
-      action: event.action,
-    }),
+/** The claim of a membership event: a person's events alternate (join, leave, join), so the
+ * subject makes a rejoin never a copy of the join before the leave. */
+export function membershipClaim(windowMs: number): ClaimOf<MembershipEvent> {
+  return (event) => ({
+    key: dedupKey(event, windowMs),
+    at: event.at,
+    subject: `${event.groupJid}|${event.participant}`,
+    action: event.action,
   });
 }
 
@@ -278,48 +253,21 @@ export function createMembershipWebhookFromConfig(
   logger: Logger = createLogger(config.logLevel, { fn: FUNCTION_NAME }),
   idempotencyConfig?: IdempotencyConfig,
 ): { handler: FetchHandler; close: () => Promise<void> } {
-  const secrets: WebhookSecrets = { shared: config.webhookSecret, ...config.secrets };
-  if (!hasAnySecret(secrets) && !config.allowUnsigned) {
-    throw new ConfigError([
-      "WEBHOOK_SECRET: no webhook secret is set (WEBHOOK_SECRET, WAHA_HMAC_KEY, META_APP_SECRET " +
-      "or STANDARD_WEBHOOKS_SECRET); set one, or ALLOW_UNSIGNED_WEBHOOKS=true for local use only",
-    ]);
-  }
-  const { memory, shared } = createCacheTiers(config, config.dedup.copyWindowMs);
   const repository = createRepository(config);
-  const processor = createMembershipProcessor({
-    memory,
-    shared,
+  const runtime = createWebhookRuntime(config, {
     repository,
-    windowMs: config.dedup.windowMs,
-    sharedCooldownMs: config.redis?.cooldownMs ?? 0,
+    claimOf: membershipClaim(config.dedup.windowMs),
+    copyWindowMs: config.dedup.copyWindowMs,
     logger,
-  });
-  if (!hasAnySecret(secrets)) {
-    logger.warn("ALLOW_UNSIGNED_WEBHOOKS=true: accepting unsigned webhooks (local use only)");
-  }
-  const idempotency = idempotencyConfig && createIdempotencyLayer(idempotencyConfig, {
-    databaseUrl: config.database.kind === "postgres" ? config.database.url : undefined,
-    redis: config.redis,
-    keyPrefix: config.dedup.keyPrefix,
-    logger,
+    idempotencyConfig,
+    secretNames: "WEBHOOK_SECRET, WAHA_HMAC_KEY, META_APP_SECRET or STANDARD_WEBHOOKS_SECRET",
   });
   const handler = createMembershipWebhook({
-    idempotency,
-    processor,
-    memory,
-    authenticator: hasAnySecret(secrets) ? new WebhookAuthenticator(secrets) : undefined,
+    ...runtime,
     logger,
     databaseName: repository.name,
   });
-  return {
-    handler,
-    close: async () => {
-      await processor.close();
-      await repository.close();
-      await idempotency?.close();
-    },
-  };
+  return { handler, close: runtime.close };
 }
 
 /** The handler for `index.ts`: reads the environment once, on the first request. */

@@ -10,14 +10,14 @@
  * `messageWebhookFromEnv` builds them once from environment variables for `index.ts`.
  */
 import type { MemoryClaimStore } from "../_shared/core/claims/memory_claim_store.ts";
-import { createCacheTiers, tiersHealth } from "../_shared/core/tiers.ts";
-import { ConfigError, parseConfig, type WebhookConfig } from "../_shared/core/config.ts";
+import { parseConfig, type WebhookConfig } from "../_shared/core/config.ts";
 import {
   type FetchHandler,
   handlerFromEnv,
   toErrorResponse,
 } from "../_shared/core/error_response.ts";
-import { type EventResult, ExactlyOnceProcessor } from "../_shared/core/exactly_once.ts";
+import type { EventResult, ExactlyOnceProcessor } from "../_shared/core/exactly_once.ts";
+import { timingSafeEqualBytes } from "../_shared/core/hmac.ts";
 import {
   HttpError,
   InvalidPayloadError,
@@ -26,17 +26,21 @@ import {
   queryParam,
   readBodyLimited,
 } from "../_shared/core/http.ts";
-import { timingSafeEqualBytes } from "../_shared/core/hmac.ts";
+import {
+  type IdempotencyConfig,
+  parseIdempotencyConfig,
+} from "../_shared/core/idempotency/config.ts";
+import { type IdempotencyLayer, runIdempotent } from "../_shared/core/idempotency/layer.ts";
 import { createLogger, type Logger } from "../_shared/core/log.ts";
 import { PayloadFormatError } from "../_shared/core/payload.ts";
+import { tiersHealth } from "../_shared/core/tiers.ts";
 import { verifyTwilioSignature } from "../_shared/core/twilio_signature.ts";
 import {
   type AuthScheme,
-  hasAnySecret,
   UnauthorizedError,
-  WebhookAuthenticator,
-  type WebhookSecrets,
+  type WebhookAuthenticator,
 } from "../_shared/core/webhook_auth.ts";
+import { createWebhookRuntime } from "../_shared/core/webhook_runtime.ts";
 import { type MessageWebhookSettings, parseMessageSettings } from "../_shared/messages/config.ts";
 import { MESSAGE_COPY_WINDOW_MS, messageClaim } from "../_shared/messages/dedup_key.ts";
 import type { MessageEvent } from "../_shared/messages/event.ts";
@@ -46,15 +50,6 @@ import {
   parseMessages,
   UnknownMessageFormatError,
 } from "../_shared/messages/formats/registry.ts";
-import {
-  type IdempotencyConfig,
-  parseIdempotencyConfig,
-} from "../_shared/core/idempotency/config.ts";
-import {
-  createIdempotencyLayer,
-  type IdempotencyLayer,
-  runIdempotent,
-} from "../_shared/core/idempotency/layer.ts";
 import { PostgresMessageRepository } from "../_shared/messages/postgres_repository.ts";
 import type { MessageRepository } from "../_shared/messages/repository.ts";
 import { SupabaseRpcMessageRepository } from "../_shared/messages/supabase_rpc_repository.ts";
@@ -352,48 +347,24 @@ export function createMessageWebhookFromConfig(
   logger: Logger = createLogger(config.logLevel, { fn: FUNCTION_NAME }),
   idempotencyConfig?: IdempotencyConfig,
 ): { handler: FetchHandler; close: () => Promise<void> } {
-  const secrets: WebhookSecrets = { shared: config.webhookSecret, ...config.secrets };
-  const anySecret = hasAnySecret(secrets) || Boolean(settings.twilioAuthToken);
-  if (!anySecret && !config.allowUnsigned) {
-    throw new ConfigError([
-      "WEBHOOK_SECRET: no webhook secret is set (META_APP_SECRET, TWILIO_AUTH_TOKEN, " +
-      "WAHA_HMAC_KEY, WEBHOOK_SECRET or STANDARD_WEBHOOKS_SECRET); set one, or " +
-      "ALLOW_UNSIGNED_WEBHOOKS=true for local use only",
-    ]);
-  }
-  const { memory, shared } = createCacheTiers(config, MESSAGE_COPY_WINDOW_MS);
   const repository = createMessageRepository(config);
-  const processor = new ExactlyOnceProcessor<MessageEvent>({
-    memory,
-    shared,
+  const runtime = createWebhookRuntime(config, {
     repository,
     claimOf: messageClaim,
-    sharedCooldownMs: config.redis?.cooldownMs ?? 0,
+    copyWindowMs: MESSAGE_COPY_WINDOW_MS,
     logger,
-  });
-  const idempotency = idempotencyConfig && createIdempotencyLayer(idempotencyConfig, {
-    databaseUrl: config.database.kind === "postgres" ? config.database.url : undefined,
-    redis: config.redis,
-    keyPrefix: config.dedup.keyPrefix,
-    logger,
+    idempotencyConfig,
+    hasOwnSecret: Boolean(settings.twilioAuthToken),
+    secretNames:
+      "META_APP_SECRET, TWILIO_AUTH_TOKEN, WAHA_HMAC_KEY, WEBHOOK_SECRET or STANDARD_WEBHOOKS_SECRET",
   });
   const handler = createMessageWebhook({
-    idempotency,
-    processor,
-    memory,
-    authenticator: hasAnySecret(secrets) ? new WebhookAuthenticator(secrets) : undefined,
+    ...runtime,
     settings,
     logger,
     databaseName: repository.name,
   });
-  return {
-    handler,
-    close: async () => {
-      await processor.close();
-      await repository.close();
-      await idempotency?.close();
-    },
-  };
+  return { handler, close: runtime.close };
 }
 
 /** The handler for `index.ts`: reads the environment once, on the first request. */

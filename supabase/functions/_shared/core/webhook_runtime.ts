@@ -1,0 +1,91 @@
+/**
+ * What every webhook function builds from its configuration around its own repository: the cache
+ * tiers, the exactly-once lifecycle, the signature checks and the Idempotency-Key layer, and one
+ * `close` for all of them. A function adds only its claim rule, repository and handler.
+ */
+import type { MemoryClaimStore } from "./claims/memory_claim_store.ts";
+import { ConfigError, type WebhookConfig } from "./config.ts";
+import {
+  type AppliedEvent,
+  type ClaimOf,
+  type EventRepository,
+  ExactlyOnceProcessor,
+} from "./exactly_once.ts";
+import type { IdempotencyConfig } from "./idempotency/config.ts";
+import { createIdempotencyLayer, type IdempotencyLayer } from "./idempotency/layer.ts";
+import type { Logger } from "./log.ts";
+import { createCacheTiers } from "./tiers.ts";
+import { hasAnySecret, WebhookAuthenticator, type WebhookSecrets } from "./webhook_auth.ts";
+
+/** The shared parts of a webhook function, built once. */
+export interface WebhookRuntime<E, R extends AppliedEvent> {
+  memory: MemoryClaimStore;
+  processor: ExactlyOnceProcessor<E, R>;
+  /** Undefined only when unsigned webhooks are explicitly allowed. */
+  authenticator?: WebhookAuthenticator;
+  idempotency?: IdempotencyLayer;
+  /** Sends pending confirmations, closes pools. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link createWebhookRuntime}. */
+export interface WebhookRuntimeOptions<E, R extends AppliedEvent> {
+  repository: EventRepository<E, R>;
+  /** The function's claim rule (key, time, subject). */
+  claimOf: ClaimOf<E>;
+  /** The copy window of the function's keys (infinite when a key names one event for ever). */
+  copyWindowMs: number;
+  logger: Logger;
+  /** Undefined: the Idempotency-Key layer is off. */
+  idempotencyConfig?: IdempotencyConfig;
+  /** A secret of the function's own scheme is set (e.g. `TWILIO_AUTH_TOKEN`). */
+  hasOwnSecret?: boolean;
+  /** The secret variables named when none is set. */
+  secretNames: string;
+}
+
+/** Builds the shared parts; throws {@link ConfigError} when no secret is set (and unsigned is off). */
+export function createWebhookRuntime<E, R extends AppliedEvent>(
+  config: WebhookConfig,
+  options: WebhookRuntimeOptions<E, R>,
+): WebhookRuntime<E, R> {
+  const { repository, logger } = options;
+  const secrets: WebhookSecrets = { shared: config.webhookSecret, ...config.secrets };
+  const signed = hasAnySecret(secrets) || options.hasOwnSecret === true;
+  if (!signed && !config.allowUnsigned) {
+    throw new ConfigError([
+      `WEBHOOK_SECRET: no webhook secret is set (${options.secretNames}); set one, or ` +
+      "ALLOW_UNSIGNED_WEBHOOKS=true for local use only",
+    ]);
+  }
+  if (!signed) {
+    logger.warn("ALLOW_UNSIGNED_WEBHOOKS=true: accepting unsigned webhooks (local use only)");
+  }
+  const { memory, shared } = createCacheTiers(config, options.copyWindowMs);
+  const processor = new ExactlyOnceProcessor<E, R>({
+    memory,
+    shared,
+    repository,
+    claimOf: options.claimOf,
+    sharedCooldownMs: config.redis?.cooldownMs ?? 0,
+    logger,
+  });
+  const idempotency = options.idempotencyConfig &&
+    createIdempotencyLayer(options.idempotencyConfig, {
+      databaseUrl: config.database.kind === "postgres" ? config.database.url : undefined,
+      redis: config.redis,
+      keyPrefix: config.dedup.keyPrefix,
+      logger,
+    });
+  return {
+    memory,
+    processor,
+    authenticator: hasAnySecret(secrets) ? new WebhookAuthenticator(secrets) : undefined,
+    idempotency,
+    close: async () => {
+      await processor.close();
+      await repository.close();
+      await idempotency?.close();
+    },
+  };
+}
