@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { SignJWT } from "jose";
-import { LOCAL_JWT_SECRET } from "../supabase/functions/webhook-stats/config.ts";
+import { LOCAL_JWT_SECRET } from "../supabase/functions/_shared/core/jwt.ts";
 import {
   databaseUrl,
   groupRows,

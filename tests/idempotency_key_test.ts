@@ -2,16 +2,14 @@
  * The Idempotency-Key header rules, the fingerprint and the layer's settings (no servers).
  */
 import assert from "node:assert/strict";
+import { ConfigError } from "../supabase/functions/_shared/core/config.ts";
 import {
   parseKey,
   readIdempotencyKey,
 } from "../supabase/functions/_shared/core/idempotency/key.ts";
 import { InvalidIdempotencyKeyError } from "../supabase/functions/_shared/core/idempotency/errors.ts";
 import { fingerprintRequest } from "../supabase/functions/_shared/core/idempotency/fingerprint.ts";
-import {
-  IdempotencyConfigError,
-  parseIdempotencyConfig,
-} from "../supabase/functions/_shared/core/idempotency/config.ts";
+import { parseIdempotencyConfig } from "../supabase/functions/_shared/core/idempotency/config.ts";
 import { isReplayableStatus } from "../supabase/functions/_shared/core/idempotency/layer.ts";
 
 Deno.test("key: bare and quoted structured-field strings, both header names", () => {
@@ -85,7 +83,7 @@ Deno.test("config: defaults, overrides and named errors", () => {
   assert.throws(
     () => parseIdempotencyConfig({ IDEMPOTENCY_TTL_SECONDS: "0" }),
     (error: unknown) =>
-      error instanceof IdempotencyConfigError && /IDEMPOTENCY_TTL_SECONDS/.test(error.message),
+      error instanceof ConfigError && /IDEMPOTENCY_TTL_SECONDS/.test(error.message),
   );
 });
 

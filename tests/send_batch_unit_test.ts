@@ -2,10 +2,8 @@
  * Pure parts of whatsapp-send-batch: configuration, message rendering, WAHA ids, pacing.
  */
 import assert from "node:assert/strict";
-import {
-  parseSendBatchConfig,
-  SendBatchConfigError,
-} from "../supabase/functions/_shared/send_batch/config.ts";
+import { ConfigError } from "../supabase/functions/_shared/core/config.ts";
+import { parseSendBatchConfig } from "../supabase/functions/_shared/send_batch/config.ts";
 import { renderMessage } from "../supabase/functions/_shared/send_batch/message.ts";
 import { wahaMessageId } from "../supabase/functions/_shared/send_batch/providers/waha.ts";
 
@@ -23,7 +21,7 @@ Deno.test("config: defaults (80/s, 50 s budget, lease = timeout + 30 s) and requ
     () =>
       parseSendBatchConfig({ SUPABASE_DB_URL: "postgres://x@h/db", SEND_PROVIDER: "evolution" }),
     (error) => {
-      assert.ok(error instanceof SendBatchConfigError);
+      assert.ok(error instanceof ConfigError);
       assert.ok(error.problems.some((p) => p.startsWith("EVOLUTION_API_URL")));
       return true;
     },
@@ -35,7 +33,7 @@ Deno.test("config: defaults (80/s, 50 s budget, lease = timeout + 30 s) and requ
       WAHA_API_URL: "http://w",
       SEND_PROVIDER_TIMEOUT_MS: "5000",
       SEND_LEASE_MS: "4000",
-    }), SendBatchConfigError);
+    }), ConfigError);
 });
 
 Deno.test("message: {{placeholders}} filled from name and variables, in text and template components", () => {

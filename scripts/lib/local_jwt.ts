@@ -5,7 +5,9 @@
 import { jwtVerify, SignJWT } from "jose";
 
 /** The Supabase CLI's local JWT secret, used when `SUPABASE_JWT_SECRET` is not set. */
-export const LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long";
+import { LOCAL_JWT_SECRET } from "../../supabase/functions/_shared/core/jwt.ts";
+
+export { LOCAL_JWT_SECRET };
 
 /** `SUPABASE_JWT_SECRET`, or the CLI's local default. */
 export function localJwtSecret(): string {

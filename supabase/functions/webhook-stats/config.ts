@@ -3,10 +3,8 @@
  * zod.
  */
 import { z } from "zod";
-import { ConfigError } from "../_shared/core/config.ts";
-
-/** The JWT secret of a local Supabase stack (`supabase start`), used when none is set. */
-export const LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long";
+import { parseEnv } from "../_shared/core/config.ts";
+import { LOCAL_JWT_SECRET } from "../_shared/core/jwt.ts";
 
 const StatsEnvSchema = z.object({
   SUPABASE_JWT_SECRET: z.string().min(32).default(LOCAL_JWT_SECRET),
@@ -25,18 +23,13 @@ export interface StatsConfig {
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
-/** Parses the environment; throws {@link ConfigError} naming each bad variable. */
+/** Parses the environment; throws a ConfigError naming each bad variable. */
 export function parseStatsConfig(env: Record<string, string | undefined>): StatsConfig {
-  const cleaned = Object.fromEntries(
+  // An empty variable counts as unset (the default applies).
+  const set = Object.fromEntries(
     Object.entries(env).filter(([, value]) => value !== undefined && value.trim() !== ""),
   );
-  const parsed = StatsEnvSchema.safeParse(cleaned);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`),
-    );
-  }
-  const e = parsed.data;
+  const e = parseEnv(StatsEnvSchema, set);
   return {
     jwtSecret: e.SUPABASE_JWT_SECRET,
     databaseUrl: e.SUPABASE_DB_URL,

@@ -4,58 +4,24 @@
  * the service role only. Any other caller gets 401 (no or invalid JWT) or 403 (valid JWT of
  * another role).
  */
-import { jwtVerify } from "jose";
-import postgres from "postgres";
-import { ConfigError } from "../_shared/core/config.ts";
+import { createPostgresPool, withinTimeout } from "../_shared/core/db/postgres_pool.ts";
 import {
-  errorResponse,
-  HttpError,
-  jsonResponse,
-  MethodNotAllowedError,
-} from "../_shared/core/http.ts";
+  type FetchHandler,
+  handlerFromEnv,
+  toErrorResponse,
+} from "../_shared/core/error_response.ts";
+import { jsonResponse, MethodNotAllowedError } from "../_shared/core/http.ts";
+import { ForbiddenRoleError, verifyJwt } from "../_shared/core/jwt.ts";
 import { createLogger, type Logger } from "../_shared/core/log.ts";
 import { parseStatsConfig, type StatsConfig } from "./config.ts";
+
+export type { FetchHandler };
 
 /** The function's name. */
 export const FUNCTION_NAME = "webhook-stats";
 
-/** A request handler, as `Deno.serve` and `export default { fetch }` take it. */
-export type FetchHandler = (request: Request) => Promise<Response>;
-
-/** Reads the statistics (one round trip). */
+/** Reads the statistics (one round trip); throws DatabaseUnavailableError on failure. */
 export type StatsReader = () => Promise<Record<string, unknown>>;
-
-/** 401: no bearer JWT, or one that does not verify. */
-export class MissingOrInvalidJwtError extends HttpError {
-  constructor(reason: string) {
-    super(401, "unauthorized", reason, { headers: { "www-authenticate": "Bearer" } });
-    this.name = "MissingOrInvalidJwtError";
-  }
-}
-
-/** 403: a valid JWT whose role is not `service_role`. */
-export class NotServiceRoleError extends HttpError {
-  constructor() {
-    super(403, "forbidden", "webhook-stats is for the service role only");
-    this.name = "NotServiceRoleError";
-  }
-}
-
-/** Verifies `Authorization: Bearer <HS256 JWT>` and requires `role = service_role`. */
-export async function requireServiceRole(headers: Headers, secret: Uint8Array): Promise<void> {
-  const token = /^Bearer\s+(\S+)$/i.exec(headers.get("authorization")?.trim() ?? "")?.[1];
-  if (!token) throw new MissingOrInvalidJwtError("missing Authorization: Bearer <JWT>");
-  let role: unknown;
-  try {
-    const { payload } = await jwtVerify(token, secret, { algorithms: ["HS256"] });
-    role = payload.role;
-  } catch (error) {
-    throw new MissingOrInvalidJwtError(
-      `JWT verification failed: ${error instanceof Error ? error.message : "invalid"}`,
-    );
-  }
-  if (role !== "service_role") throw new NotServiceRoleError();
-}
 
 /** Builds the handler from its dependencies. */
 export function createStatsHandler(
@@ -64,25 +30,14 @@ export function createStatsHandler(
   const secret = new TextEncoder().encode(deps.jwtSecret);
   return async (request) => {
     try {
-      await requireServiceRole(request.headers, secret);
-      if (request.method !== "GET") {
-        throw new MethodNotAllowedError(request.method);
+      const claims = await verifyJwt(request, secret);
+      if (claims.role !== "service_role") {
+        throw new ForbiddenRoleError("webhook-stats is for the service role only");
       }
-      let stats;
-      try {
-        stats = await deps.read();
-      } catch (error) {
-        deps.logger.error("statistics unavailable", {
-          cause: error instanceof Error ? error.message : String(error),
-        });
-        throw new HttpError(503, "database_unavailable", "the database is unavailable", {
-          headers: { "retry-after": "5" },
-        });
-      }
-      return jsonResponse(200, { idempotency: stats });
+      if (request.method !== "GET") throw new MethodNotAllowedError(request.method, "GET");
+      return jsonResponse(200, { idempotency: await deps.read() });
     } catch (error) {
-      if (error instanceof HttpError) return errorResponse(error);
-      throw error;
+      return toErrorResponse(error, deps.logger);
     }
   };
 }
@@ -91,18 +46,20 @@ export function createStatsHandler(
 export function postgresStatsReader(
   config: StatsConfig,
 ): { read: StatsReader; close(): Promise<void> } {
-  const sql = postgres(config.databaseUrl, {
-    max: 1,
-    prepare: false,
-    connect_timeout: Math.max(1, Math.ceil(config.timeoutMs / 1000)),
-    idle_timeout: 30,
-    onnotice: () => {},
-    connection: { application_name: FUNCTION_NAME, statement_timeout: config.timeoutMs },
+  const sql = createPostgresPool({
+    url: config.databaseUrl,
+    poolMax: 1,
+    timeoutMs: config.timeoutMs,
+    applicationName: FUNCTION_NAME,
   });
   return {
     read: async () => {
-      const [row] = await sql<{ stats: Record<string, unknown> }[]>`
-        select public.webhook_idempotency_stats() as stats`;
+      const [row] = await withinTimeout(
+        sql<
+          { stats: Record<string, unknown> }[]
+        >`select public.webhook_idempotency_stats() as stats`,
+        config.timeoutMs,
+      );
       return row.stats;
     },
     close: () => sql.end({ timeout: 1 }),
@@ -113,28 +70,12 @@ export function postgresStatsReader(
 export function statsHandlerFromEnv(
   env: () => Record<string, string | undefined> = () => Deno.env.toObject(),
 ): FetchHandler {
-  let built: FetchHandler | undefined;
-  return (request) => {
-    if (!built) {
-      try {
-        const config = parseStatsConfig(env());
-        const logger = createLogger(config.logLevel, { fn: FUNCTION_NAME });
-        built = createStatsHandler({
-          jwtSecret: config.jwtSecret,
-          read: postgresStatsReader(config).read,
-          logger,
-        });
-      } catch (error) {
-        if (!(error instanceof ConfigError)) throw error;
-        const response = errorResponse(
-          new HttpError(503, "not_configured", "the function is not configured", {
-            details: error.problems,
-            headers: { "retry-after": "60" },
-          }),
-        );
-        built = () => Promise.resolve(response.clone());
-      }
-    }
-    return built(request);
-  };
+  return handlerFromEnv(FUNCTION_NAME, (values) => {
+    const config = parseStatsConfig(values);
+    return createStatsHandler({
+      jwtSecret: config.jwtSecret,
+      read: postgresStatsReader(config).read,
+      logger: createLogger(config.logLevel, { fn: FUNCTION_NAME }),
+    });
+  }, env);
 }

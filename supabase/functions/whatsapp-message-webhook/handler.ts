@@ -23,8 +23,10 @@ import {
   InvalidPayloadError,
   jsonResponse,
   MalformedJsonError,
+  MethodNotAllowedError,
   queryParam,
   readBodyLimited,
+  urlPath,
 } from "../_shared/core/http.ts";
 import {
   type IdempotencyConfig,
@@ -94,9 +96,7 @@ export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
   async function handle(request: Request): Promise<Response> {
     if (request.method === "GET") return get(request);
     if (request.method !== "POST") {
-      throw new HttpError(405, "method_not_allowed", `method ${request.method} is not allowed`, {
-        headers: { allow: "GET, POST" },
-      });
+      throw new MethodNotAllowedError(request.method, "GET, POST");
     }
     // Parse: size, signature, body, format. Nothing is claimed or written before this passes.
     const receivedAt = now();
@@ -223,19 +223,14 @@ export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
   }
 
   function get(request: Request): Response {
-    const url = request.url;
-    const query = url.indexOf("?");
-    const path = query === -1 ? url : url.slice(0, query);
-    if (path.endsWith("/health")) return health();
-    const params = new URLSearchParams(query === -1 ? "" : url.slice(query + 1));
+    if (urlPath(request.url).endsWith("/health")) return health();
+    const query = request.url.indexOf("?");
+    const params = new URLSearchParams(query === -1 ? "" : request.url.slice(query + 1));
     if (!params.has("hub.mode")) {
-      throw new HttpError(
-        405,
-        "method_not_allowed",
+      throw new MethodNotAllowedError(
+        "GET",
+        "GET, POST",
         "GET only answers Meta's handshake and /health",
-        {
-          headers: { allow: "GET, POST" },
-        },
       );
     }
     if (params.get("hub.mode") !== "subscribe") {

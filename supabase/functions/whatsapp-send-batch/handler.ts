@@ -12,7 +12,12 @@
  * `sendBatchFromEnv` builds everything once from environment variables for `index.ts`.
  */
 import { z } from "zod";
-import { HttpError, jsonResponse, readBodyLimited } from "../_shared/core/http.ts";
+import {
+  HttpError,
+  jsonResponse,
+  MethodNotAllowedError,
+  readBodyLimited,
+} from "../_shared/core/http.ts";
 import { storableJson, storableText } from "../_shared/core/payload.ts";
 import { toErrorResponse } from "../_shared/core/error_response.ts";
 import { parseIdempotencyConfig } from "../_shared/core/idempotency/config.ts";
@@ -22,7 +27,7 @@ import {
   runIdempotent,
 } from "../_shared/core/idempotency/layer.ts";
 import { createLogger, type Logger } from "../_shared/core/log.ts";
-import { type Caller, verifyCaller } from "../_shared/send_batch/caller.ts";
+import { type Caller, verifyCaller } from "../_shared/core/jwt.ts";
 import { parseSendBatchConfig, type SendBatchConfig } from "../_shared/send_batch/config.ts";
 import { type BatchMessage, MessageInputSchema } from "../_shared/send_batch/message.ts";
 import { createProvider } from "../_shared/send_batch/providers/registry.ts";
@@ -269,26 +274,26 @@ export function createSendBatchHandler(deps: SendBatchDeps): {
   ): Promise<Response> => {
     const method = request.method;
     if (rest.length === 0) {
-      if (method !== "POST") throw methodNotAllowed(method, "POST");
+      if (method !== "POST") throw new MethodNotAllowedError(method, "POST");
       return await create(caller, request, url);
     }
     if (rest.length === 1 && rest[0] === "drain") {
-      if (method !== "POST") throw methodNotAllowed(method, "POST");
+      if (method !== "POST") throw new MethodNotAllowedError(method, "POST");
       if (caller.kind !== "service") throw new HttpError(403, "forbidden", "service role only");
       return jsonResponse(200, { started: await service.drainSchedule() });
     }
     const batchId = rest[0];
     if (!UUID.test(batchId) || rest.length > 2) throw new BatchNotFoundError();
     if (rest.length === 1) {
-      if (method !== "GET") throw methodNotAllowed(method, "GET");
+      if (method !== "GET") throw new MethodNotAllowedError(method, "GET");
       return await progress(caller, batchId);
     }
     if (rest[1] === "send") {
-      if (method !== "POST") throw methodNotAllowed(method, "POST");
+      if (method !== "POST") throw new MethodNotAllowedError(method, "POST");
       return await send(caller, batchId);
     }
     if (rest[1] === "retry") {
-      if (method !== "POST") throw methodNotAllowed(method, "POST");
+      if (method !== "POST") throw new MethodNotAllowedError(method, "POST");
       return await retry(caller, batchId, request);
     }
     throw new BatchNotFoundError();
@@ -302,12 +307,6 @@ export function createSendBatchHandler(deps: SendBatchDeps): {
     }
   };
   return { handler, service };
-}
-
-function methodNotAllowed(method: string, allow: string): HttpError {
-  return new HttpError(405, "method_not_allowed", `method ${method} is not allowed; use ${allow}`, {
-    headers: { allow },
-  });
 }
 
 export { toErrorResponse };

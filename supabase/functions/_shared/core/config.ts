@@ -127,15 +127,26 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parses environment variables into a {@link WebhookConfig}; throws {@link ConfigError}. */
-export function parseConfig(env: Record<string, string | undefined>): WebhookConfig {
-  const parsed = EnvSchema.safeParse(env);
+/**
+ * Parses environment variables with a zod schema; throws {@link ConfigError} naming every bad
+ * variable. Every function's configuration goes through it.
+ */
+export function parseEnv<T>(
+  schema: z.ZodType<T>,
+  env: Record<string, string | undefined>,
+): T {
+  const parsed = schema.safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((issue) => `${issue.path.join(".") || "env"}: ${issue.message}`),
     );
   }
-  const e = parsed.data;
+  return parsed.data;
+}
+
+/** Parses environment variables into a {@link WebhookConfig}; throws {@link ConfigError}. */
+export function parseConfig(env: Record<string, string | undefined>): WebhookConfig {
+  const e = parseEnv(EnvSchema, env);
   const database: DatabaseConfig = e.SUPABASE_DB_URL
     ? {
       kind: "postgres",

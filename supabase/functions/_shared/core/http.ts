@@ -32,11 +32,11 @@ export class PayloadTooLargeError extends HttpError {
   }
 }
 
-/** 405: only POST (and GET on /health) are served. */
+/** 405: the method is not one the endpoint serves; `allow` lists those (default POST). */
 export class MethodNotAllowedError extends HttpError {
-  constructor(method: string) {
-    super(405, "method_not_allowed", `method ${method} is not allowed; use POST`, {
-      headers: { allow: "POST" },
+  constructor(method: string, allow = "POST", reason?: string) {
+    super(405, "method_not_allowed", reason ?? `method ${method} is not allowed; use ${allow}`, {
+      headers: { allow },
     });
     this.name = "MethodNotAllowedError";
   }

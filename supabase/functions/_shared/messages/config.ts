@@ -3,7 +3,7 @@
  * secrets come from the common webhook configuration (`core/config.ts`).
  */
 import { z } from "zod";
-import { ConfigError } from "../core/config.ts";
+import { parseEnv } from "../core/config.ts";
 
 /** The message webhook's own settings. */
 export interface MessageWebhookSettings {
@@ -31,17 +31,11 @@ const Schema = z.object({
   ),
 });
 
-/** Parses the message webhook's settings; throws {@link ConfigError} naming the variables. */
+/** Parses the message webhook's settings; throws ConfigError naming the variables. */
 export function parseMessageSettings(
   env: Record<string, string | undefined>,
 ): MessageWebhookSettings {
-  const parsed = Schema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues.map((issue) => `${issue.path.join(".") || "env"}: ${issue.message}`),
-    );
-  }
-  const e = parsed.data;
+  const e = parseEnv(Schema, env);
   return {
     metaVerifyToken: e.META_VERIFY_TOKEN,
     twilioAuthToken: e.TWILIO_AUTH_TOKEN,

@@ -2,10 +2,10 @@
  * Configuration of whatsapp-send-batch, read from environment variables once and checked with zod.
  */
 import { z } from "zod";
-import { ConfigError } from "../core/config.ts";
+import { parseEnv } from "../core/config.ts";
 
 /** The Supabase CLI's local JWT secret, used when `SUPABASE_JWT_SECRET` is not set. */
-export const LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long";
+import { LOCAL_JWT_SECRET } from "../core/jwt.ts";
 
 /** Most recipients one batch may have. */
 export const MAX_RECIPIENTS = 10_000;
@@ -119,23 +119,9 @@ export interface SendBatchConfig {
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
-/** Raised when the environment does not describe a usable configuration. */
-export class SendBatchConfigError extends ConfigError {
-  constructor(problems: string[]) {
-    super(problems);
-    this.name = "SendBatchConfigError";
-  }
-}
-
-/** Parses environment variables into a {@link SendBatchConfig}; throws {@link SendBatchConfigError}. */
+/** Parses environment variables into a {@link SendBatchConfig}; throws ConfigError. */
 export function parseSendBatchConfig(env: Record<string, string | undefined>): SendBatchConfig {
-  const parsed = EnvSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new SendBatchConfigError(
-      parsed.error.issues.map((issue) => `${issue.path.join(".") || "env"}: ${issue.message}`),
-    );
-  }
-  const e = parsed.data;
+  const e = parseEnv(EnvSchema, env);
   const provider: ProviderConfig = e.SEND_PROVIDER === "meta"
     ? {
       kind: "meta",

@@ -8,7 +8,9 @@
  */
 import postgres from "postgres";
 import { HttpError } from "../core/http.ts";
-import type { Caller } from "./caller.ts";
+import { createPostgresPool } from "../core/db/postgres_pool.ts";
+import { DatabaseUnavailableError } from "../core/exactly_once.ts";
+import type { Caller } from "../core/jwt.ts";
 import type { BatchMessage } from "./message.ts";
 import type { RecipientRow } from "./recipients_input.ts";
 
@@ -27,17 +29,6 @@ export interface ClaimedRecipient {
 
 /** Counts per status, for the progress bar. */
 export type StatusCounts = Record<RecipientStatus, number>;
-
-/** 503: the database did not answer. */
-export class DatabaseUnavailableError extends HttpError {
-  constructor(cause: unknown) {
-    super(503, "database_unavailable", "the database is unavailable; try again shortly", {
-      headers: { "retry-after": "5" },
-      cause,
-    });
-    this.name = "DatabaseUnavailableError";
-  }
-}
 
 /** The progress of a batch as the GET endpoint shows it. */
 export interface BatchProgress {
@@ -66,14 +57,7 @@ export class SendBatchRepository {
   readonly #sql: postgres.Sql;
 
   constructor(options: { url: string; poolMax: number; timeoutMs: number }) {
-    this.#sql = postgres(options.url, {
-      max: options.poolMax,
-      prepare: false,
-      connect_timeout: Math.max(1, Math.ceil(options.timeoutMs / 1000)),
-      idle_timeout: 30,
-      onnotice: () => {},
-      connection: { application_name: "whatsapp-send-batch", statement_timeout: options.timeoutMs },
-    });
+    this.#sql = createPostgresPool({ ...options, applicationName: "whatsapp-send-batch" });
   }
 
   /** Runs `work` in a transaction as the caller (RLS applies to a user). */
@@ -93,7 +77,7 @@ export class SendBatchRepository {
   #wrap(error: unknown): unknown {
     if (error instanceof HttpError) return error;
     if (error instanceof postgres.PostgresError) return error;
-    return new DatabaseUnavailableError(error);
+    return new DatabaseUnavailableError({ cause: error });
   }
 
   /** Creates a batch and its recipients in one transaction; returns the batch id. */

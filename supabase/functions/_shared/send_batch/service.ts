@@ -5,7 +5,7 @@
  */
 import type { Logger } from "../core/log.ts";
 import { waitUntil } from "../core/wait_until.ts";
-import type { Caller } from "./caller.ts";
+import type { Caller } from "../core/jwt.ts";
 import type { SendBatchConfig } from "./config.ts";
 import { BatchDrain, type DrainReport } from "./drain.ts";
 import type { BatchMessage } from "./message.ts";

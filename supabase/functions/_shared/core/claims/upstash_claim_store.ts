@@ -82,6 +82,8 @@ export interface UpstashClaimStoreOptions {
 
 /** What a pending claim found, kept until the database decided. */
 interface Pending {
+  /** The request's position in the claim call. */
+  index: number;
   request: ClaimRequest;
   held: string;
   times?: Record<string, number>;
@@ -155,12 +157,12 @@ export class UpstashClaimStore implements ClaimStore {
         return;
       }
       const times = request.subject === undefined ? undefined : pairs(flat ?? []);
-      const pending: Pending = { request, held: String(held), times };
+      const pending: Pending = { index: n, request, held: String(held), times };
       const decided = this.#decide(pending);
       if (decided === "wait") inFlight.push(pending);
       results.push(decided === "wait" ? "in-flight" : decided);
     });
-    if (inFlight.length > 0) await this.#waitForConfirmations(inFlight, requests, results);
+    if (inFlight.length > 0) await this.#waitForConfirmations(inFlight, results);
     return results;
   }
 
@@ -228,11 +230,7 @@ export class UpstashClaimStore implements ClaimStore {
   }
 
   /** Polls the keys of in-flight claims until confirmed, released or the wait is over. */
-  async #waitForConfirmations(
-    inFlight: Pending[],
-    requests: readonly ClaimRequest[],
-    results: ClaimResult[],
-  ): Promise<void> {
+  async #waitForConfirmations(inFlight: Pending[], results: ClaimResult[]): Promise<void> {
     this.waits.waited += inFlight.length;
     const deadline = Date.now() + this.#inFlightWaitMs;
     // The other instance confirms about as long after its claim as this one takes to apply: look
@@ -260,7 +258,6 @@ export class UpstashClaimStore implements ClaimStore {
           still.push(pending);
           return;
         }
-        const index = requests.indexOf(pending.request);
         if (value === null) {
           // Released after a failure: this delivery goes on to the database.
           this.#seen.delete(pending.request.key);
@@ -270,7 +267,7 @@ export class UpstashClaimStore implements ClaimStore {
         const decided = this.#decide(pending);
         if (decided === "held") {
           this.waits.confirmedInTime++;
-          results[index] = "held";
+          results[pending.index] = "held";
         } else if (decided === "wait") {
           still.push(pending);
         }

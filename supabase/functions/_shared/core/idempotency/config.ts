@@ -2,7 +2,7 @@
  * Settings of the idempotency layer, read from environment variables once and checked with zod.
  */
 import { z } from "zod";
-import { ConfigError } from "../config.ts";
+import { parseEnv } from "../config.ts";
 
 const flag = (fallback: boolean) =>
   z.enum(["true", "false", "1", "0", "yes", "no", ""]).optional().transform((value) =>
@@ -32,23 +32,9 @@ export interface IdempotencyConfig {
   timeoutMs: number;
 }
 
-/** Raised when the idempotency variables are invalid; names each one. */
-export class IdempotencyConfigError extends ConfigError {
-  constructor(problems: string[]) {
-    super(problems);
-    this.name = "IdempotencyConfigError";
-  }
-}
-
-/** Parses the `IDEMPOTENCY_*` variables; throws {@link IdempotencyConfigError}. */
+/** Parses the `IDEMPOTENCY_*` variables; throws ConfigError. */
 export function parseIdempotencyConfig(env: Record<string, string | undefined>): IdempotencyConfig {
-  const parsed = IdempotencyEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new IdempotencyConfigError(
-      parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`),
-    );
-  }
-  const e = parsed.data;
+  const e = parseEnv(IdempotencyEnvSchema, env);
   return {
     enabled: e.IDEMPOTENCY_ENABLED,
     ttlSeconds: e.IDEMPOTENCY_TTL_SECONDS,

@@ -2,7 +2,8 @@
  * {@link IdempotencyStore} over PostgreSQL with postgres.js: one statement per call, each a SQL
  * function of supabase/migrations/20261122000200_webhook_idempotency.sql.
  */
-import postgres from "postgres";
+import type postgres from "postgres";
+import { createPostgresPool, withinTimeout } from "../db/postgres_pool.ts";
 import {
   type BeginInput,
   type BeginOutcome,
@@ -41,14 +42,11 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
   constructor(options: PostgresIdempotencyStoreOptions) {
     this.#timeoutMs = options.timeoutMs;
     this.#owned = !options.sql;
-    this.#sql = options.sql ?? postgres(options.url!, {
-      max: options.poolMax ?? 2,
-      prepare: false,
-      connect_timeout: Math.max(1, Math.ceil(options.timeoutMs / 1000)),
-      idle_timeout: 30,
-      max_lifetime: 30 * 60,
-      onnotice: () => {},
-      connection: { application_name: "idempotency", statement_timeout: options.timeoutMs },
+    this.#sql = options.sql ?? createPostgresPool({
+      url: options.url!,
+      poolMax: options.poolMax ?? 2,
+      timeoutMs: options.timeoutMs,
+      applicationName: "idempotency",
     });
   }
 
@@ -115,19 +113,10 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
   }
 
   async #bounded<T>(query: Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`idempotency store call took longer than ${this.#timeoutMs} ms`)),
-        this.#timeoutMs,
-      );
-    });
     try {
-      return await Promise.race([query, timeout]);
+      return await withinTimeout(query, this.#timeoutMs);
     } catch (error) {
       throw new IdempotencyStoreUnavailableError({ cause: error });
-    } finally {
-      clearTimeout(timer);
     }
   }
 }
