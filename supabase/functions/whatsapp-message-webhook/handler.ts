@@ -36,12 +36,7 @@ import { type IdempotencyLayer, runIdempotent } from "../_shared/core/idempotenc
 import { createLogger, type Logger } from "../_shared/core/log.ts";
 import { PayloadFormatError } from "../_shared/core/payload.ts";
 import { tiersHealth } from "../_shared/core/tiers.ts";
-import { verifyTwilioSignature } from "../_shared/core/twilio_signature.ts";
-import {
-  type AuthScheme,
-  UnauthorizedError,
-  type WebhookAuthenticator,
-} from "../_shared/core/webhook_auth.ts";
+import { type AuthScheme, type WebhookAuthenticator } from "../_shared/core/webhook_auth.ts";
 import { createWebhookRuntime } from "../_shared/core/webhook_runtime.ts";
 import { type MessageWebhookSettings, parseMessageSettings } from "../_shared/messages/config.ts";
 import { MESSAGE_COPY_WINDOW_MS, messageClaim } from "../_shared/messages/dedup_key.ts";
@@ -103,7 +98,12 @@ export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
     const body = await readBodyLimited(request, deps.settings.maxBodyBytes);
     const form = isForm(request.headers.get("content-type"));
     const input = form ? readForm(body) : readJson(body);
-    const scheme = await authenticate(request, body, input);
+    const scheme: AuthScheme = deps.authenticator
+      ? await deps.authenticator.verify(request.headers, body, {
+        url: request.url,
+        form: input.kind === "form" ? input.form : undefined,
+      })
+      : "unsigned";
     // Idempotency-Key: after authentication, before parsing and claims.
     return await runIdempotent(
       deps.idempotency,
@@ -195,31 +195,6 @@ export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
       status: 200,
       headers: { "content-type": "text/xml; charset=utf-8", "x-webhook-outcomes": outcomes },
     });
-  }
-
-  async function authenticate(
-    request: Request,
-    body: Uint8Array<ArrayBuffer>,
-    input: DeliveryInput,
-  ): Promise<AuthScheme | "twilio-signature"> {
-    const twilio = request.headers.get("x-twilio-signature");
-    if (twilio !== null) {
-      const token = deps.settings.twilioAuthToken;
-      if (!token) {
-        throw new UnauthorizedError("X-Twilio-Signature received but TWILIO_AUTH_TOKEN is not set");
-      }
-      if (input.kind !== "form") {
-        throw new UnauthorizedError("X-Twilio-Signature is only accepted on form posts");
-      }
-      verifyTwilioSignature(
-        token,
-        twilio,
-        deps.settings.twilioWebhookUrl ?? request.url,
-        input.form,
-      );
-      return "twilio-signature";
-    }
-    return deps.authenticator ? await deps.authenticator.verify(request.headers, body) : "unsigned";
   }
 
   function get(request: Request): Response {
@@ -349,7 +324,6 @@ export function createMessageWebhookFromConfig(
     copyWindowMs: MESSAGE_COPY_WINDOW_MS,
     logger,
     idempotencyConfig,
-    hasOwnSecret: Boolean(settings.twilioAuthToken),
     secretNames:
       "META_APP_SECRET, TWILIO_AUTH_TOKEN, WAHA_HMAC_KEY, WEBHOOK_SECRET or STANDARD_WEBHOOKS_SECRET",
   });

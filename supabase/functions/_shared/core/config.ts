@@ -36,6 +36,8 @@ const EnvSchema = z
       ).optional(),
     ),
     EVOLUTION_JWT_KEY: optionalText,
+    TWILIO_AUTH_TOKEN: optionalText,
+    TWILIO_WEBHOOK_URL: optionalText.pipe(z.url().optional()),
     ALLOW_UNSIGNED_WEBHOOKS: flag,
     DEDUP_WINDOW_MS: positiveInt(5_000, 24 * 60 * 60 * 1000),
     DEDUP_CLAIM_TTL_MS: positiveInt(10 * 60 * 1000, 7 * 24 * 60 * 60 * 1000),
@@ -93,6 +95,9 @@ export interface WebhookConfig {
     metaAppSecret?: string;
     standardWebhooksSecret?: string;
     evolutionJwtKey?: string;
+    twilioAuthToken?: string;
+    /** The public URL Twilio signs (`TWILIO_WEBHOOK_URL`); the URL seen here may differ. */
+    twilioWebhookUrl?: string;
   };
   /** Accept unsigned webhooks when no secret is set (local use only). */
   allowUnsigned: boolean;
@@ -167,6 +172,8 @@ export function parseConfig(env: Record<string, string | undefined>): WebhookCon
       metaAppSecret: e.META_APP_SECRET,
       standardWebhooksSecret: e.STANDARD_WEBHOOKS_SECRET,
       evolutionJwtKey: e.EVOLUTION_JWT_KEY,
+      twilioAuthToken: e.TWILIO_AUTH_TOKEN,
+      twilioWebhookUrl: e.TWILIO_WEBHOOK_URL,
     },
     allowUnsigned: e.ALLOW_UNSIGNED_WEBHOOKS,
     dedup: {

@@ -15,10 +15,10 @@ export type Caller =
   | { kind: "service"; claims: Record<string, unknown> };
 
 /** 401: the bearer token is missing, forged, expired, or not a user's or the service role's. */
-export class UnauthorizedError extends HttpError {
+export class InvalidJwtError extends HttpError {
   constructor(message: string) {
     super(401, "unauthorized", message, { headers: { "www-authenticate": "Bearer" } });
-    this.name = "UnauthorizedError";
+    this.name = "InvalidJwtError";
   }
 }
 
@@ -32,20 +32,20 @@ export class ForbiddenRoleError extends HttpError {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** Verifies `Authorization: Bearer <jwt>` and returns its claims; throws {@link UnauthorizedError}. */
+/** Verifies `Authorization: Bearer <jwt>` and returns its claims; throws {@link InvalidJwtError}. */
 export async function verifyJwt(
   request: Request,
   secret: Uint8Array,
 ): Promise<Record<string, unknown>> {
   const header = request.headers.get("authorization") ?? "";
   const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
-  if (!match) throw new UnauthorizedError("missing bearer token");
+  if (!match) throw new InvalidJwtError("missing bearer token");
   try {
     const verified = await jwtVerify(match[1], secret, { algorithms: ["HS256"] });
     return verified.payload as Record<string, unknown>;
   } catch (error) {
-    if (error instanceof joseErrors.JWTExpired) throw new UnauthorizedError("token expired");
-    throw new UnauthorizedError("invalid token");
+    if (error instanceof joseErrors.JWTExpired) throw new InvalidJwtError("token expired");
+    throw new InvalidJwtError("invalid token");
   }
 }
 
@@ -56,5 +56,5 @@ export async function verifyCaller(request: Request, secret: Uint8Array): Promis
   if (claims.role === "authenticated" && typeof claims.sub === "string" && UUID.test(claims.sub)) {
     return { kind: "user", userId: claims.sub, claims };
   }
-  throw new UnauthorizedError("a signed-in user's token is required");
+  throw new InvalidJwtError("a signed-in user's token is required");
 }

@@ -7,7 +7,7 @@
  * Function; this module is tested against the examples Twilio publishes.
  */
 import { HmacKey } from "./hmac.ts";
-import { UnauthorizedError } from "./webhook_auth.ts";
+import { UnauthorizedError } from "./unauthorized_error.ts";
 
 const keys = new Map<string, HmacKey>();
 

@@ -19,6 +19,8 @@ import { createHash } from "node:crypto";
 import { jwtVerify } from "jose";
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import { decodeHex, HmacKey, timingSafeEqualBytes } from "./hmac.ts";
+import { verifyTwilioSignature } from "./twilio_signature.ts";
+import { UnauthorizedError } from "./unauthorized_error.ts";
 
 export { decodeHex } from "./hmac.ts";
 
@@ -30,6 +32,7 @@ export type AuthScheme =
   | "hmac-sha256"
   | "bearer"
   | "evolution-jwt"
+  | "twilio-signature"
   | "unsigned";
 
 /** The secrets of each scheme; a scheme without its secret refuses deliveries that use it. */
@@ -44,15 +47,19 @@ export interface WebhookSecrets {
   standardWebhooksSecret?: string;
   /** `EVOLUTION_JWT_KEY`: the `jwt_key` of Evolution API's webhook headers (HS256 bearer JWT). */
   evolutionJwtKey?: string;
+  /** `TWILIO_AUTH_TOKEN`: `X-Twilio-Signature` over the URL and the form's parameters. */
+  twilioAuthToken?: string;
+  /** `TWILIO_WEBHOOK_URL`: the public URL Twilio signs; default the URL of the request. */
+  twilioWebhookUrl?: string;
 }
 
-/** Raised when a delivery carries no valid credential. */
-export class UnauthorizedError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UnauthorizedError";
-  }
+/** What a scheme signs besides the body: the request's URL and, for a form post, its fields. */
+export interface SignedContext {
+  url: string;
+  form?: URLSearchParams;
 }
+
+export { UnauthorizedError };
 
 const encoder = new TextEncoder();
 
@@ -69,7 +76,7 @@ export function signBody(
 export function hasAnySecret(secrets: WebhookSecrets): boolean {
   return Boolean(
     secrets.shared || secrets.wahaHmacKey || secrets.metaAppSecret ||
-      secrets.standardWebhooksSecret || secrets.evolutionJwtKey,
+      secrets.standardWebhooksSecret || secrets.evolutionJwtKey || secrets.twilioAuthToken,
   );
 }
 
@@ -89,8 +96,31 @@ export class WebhookAuthenticator {
    * Returns the scheme that authenticated the delivery; throws {@link UnauthorizedError} when the
    * credential is missing or wrong, or its scheme has no secret configured.
    */
-  async verify(headers: Headers, rawBody: Uint8Array<ArrayBuffer>): Promise<AuthScheme> {
+  async verify(
+    headers: Headers,
+    rawBody: Uint8Array<ArrayBuffer>,
+    context?: SignedContext,
+  ): Promise<AuthScheme> {
     if (headers.has("webhook-signature")) return this.#standardWebhooks(headers, rawBody);
+
+    const twilio = headers.get("x-twilio-signature");
+    if (twilio !== null) {
+      const token = this.#require(
+        this.#secrets.twilioAuthToken,
+        "X-Twilio-Signature",
+        "TWILIO_AUTH_TOKEN",
+      );
+      if (!context?.form) {
+        throw new UnauthorizedError("X-Twilio-Signature is only accepted on form posts");
+      }
+      verifyTwilioSignature(
+        token,
+        twilio,
+        this.#secrets.twilioWebhookUrl ?? context.url,
+        context.form,
+      );
+      return "twilio-signature";
+    }
 
     const hub = headers.get("x-hub-signature-256");
     if (hub !== null) {

@@ -38,8 +38,6 @@ export interface WebhookRuntimeOptions<E, R extends AppliedEvent> {
   logger: Logger;
   /** Undefined: the Idempotency-Key layer is off. */
   idempotencyConfig?: IdempotencyConfig;
-  /** A secret of the function's own scheme is set (e.g. `TWILIO_AUTH_TOKEN`). */
-  hasOwnSecret?: boolean;
   /** The secret variables named when none is set. */
   secretNames: string;
 }
@@ -51,7 +49,7 @@ export function createWebhookRuntime<E, R extends AppliedEvent>(
 ): WebhookRuntime<E, R> {
   const { repository, logger } = options;
   const secrets: WebhookSecrets = { shared: config.webhookSecret, ...config.secrets };
-  const signed = hasAnySecret(secrets) || options.hasOwnSecret === true;
+  const signed = hasAnySecret(secrets);
   if (!signed && !config.allowUnsigned) {
     throw new ConfigError([
       `WEBHOOK_SECRET: no webhook secret is set (${options.secretNames}); set one, or ` +
@@ -80,7 +78,7 @@ export function createWebhookRuntime<E, R extends AppliedEvent>(
   return {
     memory,
     processor,
-    authenticator: hasAnySecret(secrets) ? new WebhookAuthenticator(secrets) : undefined,
+    authenticator: signed ? new WebhookAuthenticator(secrets) : undefined,
     idempotency,
     close: async () => {
       await processor.close();

@@ -9,10 +9,6 @@ import { parseEnv } from "../core/config.ts";
 export interface MessageWebhookSettings {
   /** `META_VERIFY_TOKEN`: answers Meta's subscription handshake (GET hub.verify_token). */
   metaVerifyToken?: string;
-  /** `TWILIO_AUTH_TOKEN`: verifies `X-Twilio-Signature`. */
-  twilioAuthToken?: string;
-  /** `TWILIO_WEBHOOK_URL`: the public URL Twilio signs (the URL seen here may differ). */
-  twilioWebhookUrl?: string;
   /** `MESSAGE_MAX_BODY_BYTES`: largest body accepted (default 4 MiB; Meta sends up to 3 MB). */
   maxBodyBytes: number;
 }
@@ -24,8 +20,6 @@ const optionalText = z
 
 const Schema = z.object({
   META_VERIFY_TOKEN: optionalText,
-  TWILIO_AUTH_TOKEN: optionalText,
-  TWILIO_WEBHOOK_URL: optionalText.pipe(z.url().optional()),
   MESSAGE_MAX_BODY_BYTES: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(
     4 * 1024 * 1024,
   ),
@@ -38,8 +32,6 @@ export function parseMessageSettings(
   const e = parseEnv(Schema, env);
   return {
     metaVerifyToken: e.META_VERIFY_TOKEN,
-    twilioAuthToken: e.TWILIO_AUTH_TOKEN,
-    twilioWebhookUrl: e.TWILIO_WEBHOOK_URL,
     maxBodyBytes: e.MESSAGE_MAX_BODY_BYTES,
   };
 }
