@@ -2,16 +2,19 @@
 # Installs what the project needs on a fresh machine, then runs the command given as arguments.
 #   - Deno and the Supabase CLI, pinned to exact versions in tools/package.json, from npm;
 #   - PostgreSQL server binaries and redis-server, from Debian's packages, when missing and
-#     when running as root (otherwise it says what to install).
-# Usage: scripts/bootstrap.sh [--need-redis] -- <command...>
+#     when running as root (otherwise it says what to install);
+#   - with --need-pgtap, pgTAP and pg_prove for the database tests (supabase/tests).
+# Usage: scripts/bootstrap.sh [--need-redis] [--need-pgtap] -- <command...>
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 need_redis=0
+need_pgtap=0
 while [[ $# -gt 0 && "$1" != "--" ]]; do
   case "$1" in
     --need-redis) need_redis=1 ;;
+    --need-pgtap) need_pgtap=1 ;;
     *) echo "bootstrap: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -42,6 +45,13 @@ if ! ls /usr/lib/postgresql/*/lib/pg_cron.so >/dev/null 2>&1; then
 fi
 if [[ "$need_redis" == 1 ]] && ! command -v redis-server >/dev/null 2>&1; then
   missing+=(redis-server)
+fi
+if [[ "$need_pgtap" == 1 ]]; then
+  pg_major="$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 || true)"
+  if ! ls /usr/share/postgresql/*/extension/pgtap.control >/dev/null 2>&1; then
+    missing+=("postgresql-${pg_major:-15}-pgtap")
+  fi
+  command -v pg_prove >/dev/null 2>&1 || missing+=(libtap-parser-sourcehandler-pgtap-perl)
 fi
 if [[ ${#missing[@]} -gt 0 ]]; then
   if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then

@@ -3,6 +3,7 @@
  * applies the migrations, runs `deno test` with their addresses in the environment, and stops
  * everything. Extra arguments go to `deno test` (e.g. a file or `--filter`).
  */
+import { runAdvisor, runPgTap } from "./lib/database_checks.ts";
 import { applyMigrations } from "./lib/migrate.ts";
 import { freePort } from "./lib/ports.ts";
 import { startPostgres } from "./lib/postgres_server.ts";
@@ -20,6 +21,9 @@ const redis = await startRedis({ port: freePort() });
 let code = 1;
 try {
   await applyMigrations(pg.url);
+  // The database's own surface first, on the fresh database: advisor and pgTAP matrix.
+  const advisorOk = await runAdvisor(pg.url);
+  const pgTapOk = await runPgTap(pg.url);
   const args = Deno.args.length > 0 ? Deno.args : ["tests/"];
   const child = new Deno.Command(Deno.execPath(), {
     args: ["test", "-A", `--junit-path=${work}/junit.xml`, ...args],
@@ -32,6 +36,7 @@ try {
     stdin: "null",
   }).spawn();
   code = (await child.status).code;
+  if (code === 0 && !(advisorOk && pgTapOk)) code = 1;
   const junit = await Deno.readTextFile(`${work}/junit.xml`).catch(() => "");
   const suites = /<testsuites[^>]*\btests="(\d+)"[^>]*\bfailures="(\d+)"[^>]*\berrors="(\d+)"/.exec(
     junit,

@@ -220,24 +220,28 @@ Deno.test("apply: concurrent calls with the same event change the row once", asy
   }
 });
 
-Deno.test("schema: RLS lets authenticated users read and nobody else write", async () => {
+Deno.test("schema: RLS lets users granted the group read, nobody else, and no user write", async () => {
   const sql = sqlClient(1);
   const group = uniqueGroup();
+  const granted = crypto.randomUUID();
   try {
     await withRepo((repo) => repo.apply([ev(group, "join", T)]).then(() => {}));
     const [{ rls }] = await sql`select relrowsecurity as rls from pg_class
       where oid = 'public.whatsapp_group_members'::regclass`;
     assert.equal(rls, true);
-    const asRole = (role: string, query: string) =>
+    await sql`insert into public.whatsapp_account_members (account, user_id)
+              values (${group}, ${granted})`;
+    const asRole = (role: string, query: string, user = crypto.randomUUID()) =>
       sql.begin(async (tx) => {
         await tx.unsafe(`set local role ${role}`);
+        await tx`select set_config('request.jwt.claims', ${
+          JSON.stringify({ sub: user, role })
+        }, true)`;
         return await tx.unsafe(query);
       });
-    const visible = await asRole(
-      "authenticated",
-      `select phone from public.whatsapp_group_members where group_jid = '${group}'`,
-    );
-    assert.equal(visible.length, 1);
+    const query = `select phone from public.whatsapp_group_members where group_jid = '${group}'`;
+    assert.equal((await asRole("authenticated", query, granted)).length, 1);
+    assert.equal((await asRole("authenticated", query)).length, 0);
     await assert.rejects(
       asRole(
         "authenticated",

@@ -137,16 +137,23 @@ Deno.test("RLS: a user sees only their batches; auth.uid() reads request.jwt.cla
       const batches = await tx`select id from public.whatsapp_send_batches where id = ${batch}`;
       const recipients =
         await tx`select id from public.whatsapp_send_recipients where batch_id = ${batch}`;
-      const claimed = await tx`select id from public.whatsapp_send_claim(${batch}, 10, 1000)`;
-      return batches.length + recipients.length + claimed.length;
+      return batches.length + recipients.length;
     });
     assert.equal(seen, 0);
+    // The SQL functions are the function's own: no Data API role may call them.
+    await assert.rejects(
+      sql.begin(async (tx) => {
+        await tx`select set_config('role', 'authenticated', true)`;
+        await tx`select id from public.whatsapp_send_claim(${batch}, 10, 1000)`;
+      }),
+      /permission denied for function whatsapp_send_claim/,
+    );
   } finally {
     await sql.end();
   }
 });
 
-Deno.test("a user cannot put a sent recipient back to pending, even through the Data API", async () => {
+Deno.test("the Data API is read-only for send batches: an owner can change nothing directly", async () => {
   const sql = sqlClient(1);
   try {
     const { batch, ids } = await batchWith(sql, 3);
@@ -154,8 +161,6 @@ Deno.test("a user cannot put a sent recipient back to pending, even through the 
       await sql`select owner from public.whatsapp_send_batches where id = ${batch}`;
     await sql`update public.whatsapp_send_recipients
       set status = 'sent', provider_message_id = 'wamid.X' where id = ${ids[0]}`;
-    await sql`update public.whatsapp_send_recipients
-      set status = 'unknown' where id = ${ids[1]}`;
     const asOwner = <T>(work: (tx: postgres.TransactionSql) => Promise<T>) =>
       sql.begin(async (tx) => {
         await tx`select set_config('role', 'authenticated', true),
@@ -164,24 +169,26 @@ Deno.test("a user cannot put a sent recipient back to pending, even through the 
         }, true)`;
         return await work(tx);
       });
-    await assert.rejects(
-      asOwner((tx) =>
-        tx`update public.whatsapp_send_recipients set status = 'pending' where id = ${ids[0]}`
-      ),
-      /cannot move a recipient from sent to pending/,
+    const seen = await asOwner((tx) =>
+      tx`select id from public.whatsapp_send_recipients where batch_id = ${batch}`
     );
-    await assert.rejects(
-      asOwner((tx) =>
-        tx`update public.whatsapp_send_recipients set phone = '+14155550000' where id = ${ids[2]}`
-      ),
-      /cannot be changed/,
-    );
-    // The user's own decision to resend an unknown recipient is allowed.
-    const requeued = await asOwner((tx) =>
-      tx`update public.whatsapp_send_recipients set status = 'pending' where id = ${ids[1]}
-         returning id`
-    );
-    assert.equal(requeued.length, 1);
+    assert.equal(seen.length, 3);
+    for (
+      const change of [
+        (tx: postgres.TransactionSql) =>
+          tx`update public.whatsapp_send_recipients set status = 'pending' where id = ${ids[0]}`,
+        (tx: postgres.TransactionSql) =>
+          tx`delete from public.whatsapp_send_recipients where id = ${ids[1]}`,
+        (tx: postgres.TransactionSql) =>
+          tx`update public.whatsapp_send_batches set message = '{"type":"text","text":"x"}'
+             where id = ${batch}`,
+        (tx: postgres.TransactionSql) =>
+          tx`insert into public.whatsapp_send_recipients (batch_id, owner, row_number, phone)
+             values (${batch}, ${owner}, 9, '+14155550009')`,
+      ]
+    ) {
+      await assert.rejects(asOwner(change), /permission denied/);
+    }
     const [row] = await sql`select status from public.whatsapp_send_recipients where id = ${
       ids[0]
     }`;

@@ -7,7 +7,13 @@ import postgres from "postgres";
 /** The migrations directory of this repository. */
 export const MIGRATIONS_DIR = new URL("../../supabase/migrations/", import.meta.url);
 
-/** Applies pending migrations; returns the versions applied now. */
+/** What a Supabase project has before the first migration (roles, default privileges). */
+export const PLATFORM_SQL = new URL("./supabase_platform.sql", import.meta.url);
+
+/**
+ * Applies pending migrations; returns the versions applied now. On a plain PostgreSQL (no
+ * `supabase_admin` role) the platform's roles and default privileges are set up first.
+ */
 export async function applyMigrations(databaseUrl: string): Promise<string[]> {
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   try {
@@ -18,6 +24,9 @@ export async function applyMigrations(databaseUrl: string): Promise<string[]> {
         statements text[],
         name text
       );`);
+    const [{ supabase }] =
+      await sql`select exists (select 1 from pg_roles where rolname = 'supabase_admin') as supabase`;
+    if (!supabase) await sql.unsafe(await Deno.readTextFile(PLATFORM_SQL));
     const files: string[] = [];
     for await (const entry of Deno.readDir(MIGRATIONS_DIR)) {
       if (entry.isFile && /^[0-9]+_.+\.sql$/.test(entry.name)) files.push(entry.name);

@@ -176,7 +176,7 @@ export function createSendBatchHandler(deps: SendBatchDeps): {
         details: input.recipients.rejected,
       });
     }
-    const batchId = await service.create(caller, owner, input.message, input.recipients);
+    const batchId = await service.create(owner, input.message, input.recipients);
     logger.info("batch created", { batch: batchId, accepted: input.recipients.accepted.length });
     return jsonResponse(201, {
       batch_id: batchId,

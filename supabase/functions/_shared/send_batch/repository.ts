@@ -1,10 +1,11 @@
 /**
  * The database side of send batches, over postgres.js (`SUPABASE_DB_URL`).
  *
- * What a caller asks for runs in a transaction as that caller: `set local role authenticated` and
- * `request.jwt.claims` so that `auth.uid()` and RLS answer as on Supabase (another user's batch is
- * simply not there). The drain itself runs with the connection's own role, after the request that
- * started it passed RLS.
+ * Whether a batch is the caller's is decided by the same RLS policy the Data API applies: the
+ * batch is read in a transaction as that caller (`set local role authenticated` and
+ * `request.jwt.claims`, so `auth.uid()` answers as on Supabase and another user's batch is simply
+ * not there). The writes that follow run with the function's own role, because the Data API
+ * roles may only read send batches; the function is their only writer.
  */
 import postgres from "postgres";
 import { HttpError } from "../core/http.ts";
@@ -25,6 +26,12 @@ export interface ClaimedRecipient {
   variables: Record<string, string>;
   /** The attempt this claim is; results are written only for it. */
   attempts: number;
+}
+
+/** A batch as its owner sees it. */
+export interface OwnedBatch {
+  owner: string;
+  message: BatchMessage;
 }
 
 /** Counts per status, for the progress bar. */
@@ -60,15 +67,26 @@ export class SendBatchRepository {
     this.#sql = createPostgresPool({ ...options, applicationName: "whatsapp-send-batch" });
   }
 
-  /** Runs `work` in a transaction as the caller (RLS applies to a user). */
-  async asCaller<T>(caller: Caller, work: (tx: postgres.TransactionSql) => Promise<T>): Promise<T> {
+  /**
+   * Runs `work` in one transaction when the caller can see the batch (RLS, as the Data API would
+   * answer them); `work` then runs with the function's own role. Undefined when the batch is not
+   * the caller's or does not exist.
+   */
+  async forBatch<T>(
+    caller: Caller,
+    batchId: string,
+    work: (tx: postgres.TransactionSql, batch: OwnedBatch) => Promise<T>,
+  ): Promise<T | undefined> {
     try {
       return await this.#sql.begin(async (tx) => {
         const role = caller.kind === "user" ? "authenticated" : "service_role";
         await tx`select set_config('role', ${role}, true),
                         set_config('request.jwt.claims', ${JSON.stringify(caller.claims)}, true)`;
-        return await work(tx);
-      }) as T;
+        const [batch] = await tx<OwnedBatch[]>`
+          select owner, message from public.whatsapp_send_batches where id = ${batchId}`;
+        await tx`select set_config('role', 'none', true)`;
+        return batch ? await work(tx, batch) : undefined;
+      }) as T | undefined;
     } catch (error) {
       throw this.#wrap(error);
     }
@@ -80,43 +98,39 @@ export class SendBatchRepository {
     return new DatabaseUnavailableError({ cause: error });
   }
 
-  /** Creates a batch and its recipients in one transaction; returns the batch id. */
-  createBatch(
-    caller: Caller,
+  /**
+   * Creates a batch owned by `owner` and its recipients in one transaction; returns the batch id.
+   * The caller was checked by the route (a user creates only for themselves).
+   */
+  async createBatch(
     owner: string,
     message: BatchMessage,
     recipients: readonly RecipientRow[],
   ): Promise<string> {
-    return this.asCaller(caller, async (tx) => {
-      const [batch] = await tx<{ id: string }[]>`
-        insert into public.whatsapp_send_batches (owner, message, total)
-        values (${owner}, ${
-        tx.json(message as unknown as postgres.JSONValue)
-      }, ${recipients.length})
-        returning id`;
-      const rows = recipients.map((r) => ({
-        row: r.row,
-        phone: r.phone,
-        name: r.name ?? null,
-        variables: r.variables,
-      }));
-      await tx`
-        insert into public.whatsapp_send_recipients (batch_id, owner, row_number, phone, name, variables)
-        select ${batch.id}, ${owner}, x.row, x.phone, x.name, coalesce(x.variables, '{}'::jsonb)
-          from jsonb_to_recordset(${tx.json(rows as unknown as postgres.JSONValue)})
-            as x(row integer, phone text, name text, variables jsonb)`;
-      return batch.id;
-    });
-  }
-
-  /** The batch's owner and message, or undefined when the caller cannot see it. */
-  async findBatch(
-    tx: postgres.TransactionSql,
-    batchId: string,
-  ): Promise<{ owner: string; message: BatchMessage } | undefined> {
-    const rows = await tx<{ owner: string; message: BatchMessage }[]>`
-      select owner, message from public.whatsapp_send_batches where id = ${batchId}`;
-    return rows[0];
+    const rows = recipients.map((r) => ({
+      row: r.row,
+      phone: r.phone,
+      name: r.name ?? null,
+      variables: r.variables,
+    }));
+    try {
+      return await this.#sql.begin(async (tx) => {
+        const [batch] = await tx<{ id: string }[]>`
+          insert into public.whatsapp_send_batches (owner, message, total)
+          values (${owner}, ${
+          tx.json(message as unknown as postgres.JSONValue)
+        }, ${recipients.length})
+          returning id`;
+        await tx`
+          insert into public.whatsapp_send_recipients (batch_id, owner, row_number, phone, name, variables)
+          select ${batch.id}, ${owner}, x.row, x.phone, x.name, coalesce(x.variables, '{}'::jsonb)
+            from jsonb_to_recordset(${tx.json(rows as unknown as postgres.JSONValue)})
+              as x(row integer, phone text, name text, variables jsonb)`;
+        return batch.id;
+      }) as string;
+    } catch (error) {
+      throw this.#wrap(error);
+    }
   }
 
   /** Expires lapsed leases (processing → unknown); returns how many. */
@@ -256,14 +270,13 @@ export class SendBatchRepository {
 
   /** The progress of a batch the caller can see, or undefined. */
   progress(caller: Caller, batchId: string): Promise<BatchProgress | undefined> {
-    return this.asCaller(caller, async (tx) => {
+    return this.forBatch(caller, batchId, async (tx) => {
+      await this.expireLeases(tx, batchId);
       const [batch] = await tx<
         { total: number; send_requested_at: Date | null; draining: boolean }[]
       >`
         select total, send_requested_at, coalesce(drain_lease_until > now(), false) as draining
           from public.whatsapp_send_batches where id = ${batchId}`;
-      if (!batch) return undefined;
-      await this.expireLeases(tx, batchId);
       const counts = await this.counts(tx, batchId);
       const [delivery] = await tx<{ delivered: number; read: number }[]>`
         select count(*) filter (where delivered_at is not null)::int as delivered,
@@ -319,8 +332,7 @@ export class SendBatchRepository {
     batchId: string,
     unknownIds: readonly string[],
   ): Promise<{ failed: number; unknown: number } | undefined> {
-    return this.asCaller(caller, async (tx) => {
-      if (!(await this.findBatch(tx, batchId))) return undefined;
+    return this.forBatch(caller, batchId, async (tx) => {
       await this.expireLeases(tx, batchId);
       const failed = await tx`
         update public.whatsapp_send_recipients
@@ -344,6 +356,25 @@ export class SendBatchRepository {
       >`select batch_id from public.whatsapp_send_batches_to_drain(${limit})`
     );
     return rows.map((r) => r.batch_id);
+  }
+
+  /**
+   * Takes up to `want` call slots `intervalMs` apart from the rate timeline of `key` (the rate
+   * limit's fallback while Upstash is down), unless it is booked more than `horizonMs` ahead.
+   */
+  async takeRateSlots(
+    key: string,
+    intervalMs: number,
+    want: number,
+    horizonMs: number,
+  ): Promise<{ granted: number; firstInMs: number; retryInMs: number }> {
+    const [row] = await this.#run(() =>
+      this.#sql<{ granted: number; first_in_ms: number; retry_in_ms: number }[]>`
+        select granted, first_in_ms, retry_in_ms
+          from public.whatsapp_send_rate_take(${key}::text, ${intervalMs}::float8,
+                                              ${want}::integer, ${horizonMs}::float8)`
+    );
+    return { granted: row.granted, firstInMs: row.first_in_ms, retryInMs: row.retry_in_ms };
   }
 
   async #run<T>(work: () => Promise<T>): Promise<T> {

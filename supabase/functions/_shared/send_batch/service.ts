@@ -54,14 +54,13 @@ export class SendBatchService {
     });
   }
 
-  /** Stores a batch and its accepted recipients in one transaction. */
+  /** Stores a batch of `owner` and its accepted recipients in one transaction. */
   create(
-    caller: Caller,
     owner: string,
     message: BatchMessage,
     recipients: RecipientList,
   ): Promise<string> {
-    return this.#repository.createBatch(caller, owner, message, recipients.accepted);
+    return this.#repository.createBatch(owner, message, recipients.accepted);
   }
 
   /** The batch's drain lease: one budget plus one recipient lease. */
@@ -70,14 +69,13 @@ export class SendBatchService {
   }
 
   /**
-   * Starts or resumes sending: takes the batch's drain lease and claims the first recipients in
-   * the caller's transaction (RLS), then sends in the background. Undefined when the caller
-   * cannot see the batch.
+   * Starts or resumes sending: once RLS showed the batch is the caller's, takes the batch's drain
+   * lease and claims the first recipients in that transaction, then sends in the background.
+   * Undefined when the caller cannot see the batch.
    */
   async startSend(caller: Caller, batchId: string): Promise<SendStart | undefined> {
     const token = crypto.randomUUID();
-    const result = await this.#repository.asCaller(caller, async (tx) => {
-      if (!(await this.#repository.findBatch(tx, batchId))) return undefined;
+    const result = await this.#repository.forBatch(caller, batchId, async (tx) => {
       await this.#repository.expireLeases(tx, batchId);
       const counts = await this.#repository.counts(tx, batchId);
       if (counts.pending === 0) return { started: false, batchId, claimed: [], counts };
