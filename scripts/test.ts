@@ -3,7 +3,7 @@
  * applies the migrations, runs `deno test` with their addresses in the environment, and stops
  * everything. Extra arguments go to `deno test` (e.g. a file or `--filter`).
  */
-import { runAdvisor, runPgTap } from "./lib/database_checks.ts";
+import { enableBroadcasts, runAdvisor, runPgTap } from "./lib/database_checks.ts";
 import { applyMigrations } from "./lib/migrate.ts";
 import { freePort } from "./lib/ports.ts";
 import { startPostgres } from "./lib/postgres_server.ts";
@@ -24,6 +24,8 @@ try {
   // The database's own surface first, on the fresh database: advisor and pgTAP matrix.
   const advisorOk = await runAdvisor(pg.url);
   const pgTapOk = await runPgTap(pg.url);
+  // Broadcast from Database on: every test that counts Realtime changes then counts broadcasts.
+  await enableBroadcasts(pg.url);
   const args = Deno.args.length > 0 ? Deno.args : ["tests/"];
   const child = new Deno.Command(Deno.execPath(), {
     args: ["test", "-A", `--junit-path=${work}/junit.xml`, ...args],

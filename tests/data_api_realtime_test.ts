@@ -43,6 +43,13 @@ Deno.test("Realtime: each message and member change reaches only the users grant
       c.data.includes(suffix) || c.data.includes(group)
     );
     assert.equal(changes.length, 3, "three changes in the replication stream");
+    // Broadcast from Database (on in the test command): one broadcast per change, on its topic.
+    assert.equal(feed.broadcasting, true);
+    assert.deepEqual(
+      feed.broadcasts().filter((b) => b.data.includes(suffix) || b.data.includes(group))
+        .map((b) => b.topic).sort(),
+      [`whatsapp:account:${accountA}`, `whatsapp:account:${accountB}`, `whatsapp:group:${group}`],
+    );
     const seen: Record<string, string[]> = { alice: [], bob: [] };
     for (const change of changes) {
       const messageId = /message_id\[text\]:'([^']+)'/.exec(change.data)?.[1];

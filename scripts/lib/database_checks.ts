@@ -5,6 +5,18 @@
  * pinned CLI (`supabase db advisors --fail-on warn`).
  */
 
+import postgres from "postgres";
+
+/** Turns Broadcast from Database on (`public.whatsapp_realtime_broadcasts(true)`). */
+export async function enableBroadcasts(databaseUrl: string): Promise<void> {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    await sql`select public.whatsapp_realtime_broadcasts(true)`;
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
+
 /** The pgTAP files' directory of this repository. */
 export const PGTAP_DIR = new URL("../../supabase/tests/", import.meta.url);
 
