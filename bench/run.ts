@@ -10,7 +10,8 @@
  * Options: --events=N --sessions=N (1–4) --instances=N --no-faults --no-http --no-micro
  * --only=id,id --out=DIR (default bench/results) --no-write (print only) --readme (also rewrite
  * the results section of bench/README.md; default for a full run). See bench/README.md for the
- * method.
+ * method. `--only=topology` runs only the topology rows (loopback, colocated, edge);
+ * `--db-rtt-ms=N --redis-rtt-ms=N` measure a `custom` topology beside loopback instead.
  *
  * This file only starts the servers and runs the modules: each function's rows come from its own
  * module (`FunctionBench`, e.g. `membership/scenarios.ts`); the shared harness is in `lib/`.
@@ -43,6 +44,8 @@ import * as membership from "./membership/scenarios.ts";
 import * as messages from "./messages/scenarios.ts";
 import { runIdempotencyBench } from "./idempotency_bench.ts";
 import { runSendBatchBench } from "./send_batch_bench.ts";
+import { runTopologies } from "./topology/scenarios.ts";
+import { customTopologies, isTopologySelector } from "./topology/topologies.ts";
 
 export type { BenchOptions } from "./lib/context.ts";
 export type { StrategyRow } from "./lib/report.ts";
@@ -82,13 +85,16 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
     const rows: StrategyRow[] = [];
     for (const bench of FUNCTION_BENCHES) rows.push(...await bench.run(ctx));
     const onlyDuplicatePath = o.only.length === 1 && o.only[0] === DUPLICATE_PATH_ONLY;
+    const onlyTopology = o.only.length > 0 && o.only.every(isTopologySelector);
     let probe: BenchResult["costProbe"] = [];
-    if (!onlyDuplicatePath) {
+    if (!onlyDuplicatePath && !onlyTopology) {
       log("per-webhook cost probe…");
       probe = await costProbe(ctx.env);
     }
-    const micro = o.micro && !onlyDuplicatePath ? await microBenchmarks(log) : [];
-    const http = o.http || onlyDuplicatePath ? await httpLoad(ctx.env, o, log) : undefined;
+    const micro = o.micro && !onlyDuplicatePath && !onlyTopology ? await microBenchmarks(log) : [];
+    const http = (o.http && !onlyTopology) || onlyDuplicatePath
+      ? await httpLoad(ctx.env, o, log)
+      : undefined;
     const wants = (id: string) => o.only.length === 0 || o.only.includes(id);
     // Send-batch: correctness (double sends, skipped) even in --quick; idempotency: speed only.
     const sendBatch = wants("send") && !onlyDuplicatePath
@@ -96,6 +102,10 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
       : undefined;
     const idempotency = wants("idempotency") && !o.quick && !onlyDuplicatePath
       ? await runIdempotencyBench({ quick: o.quick, databaseUrl: pg.url, log })
+      : undefined;
+    // Topology rows: in a full run and when asked for (`--only=topology`), quick size or not.
+    const topology = o.only.some(isTopologySelector) || (o.only.length === 0 && !o.quick)
+      ? await runTopologies(ctx)
       : undefined;
     const partial = {
       date: new Date().toISOString(),
@@ -108,6 +118,7 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
       http,
       idempotency,
       sendBatch,
+      topology,
     };
     return { ...partial, targets: evaluateTargets(partial) };
   } finally {
@@ -127,6 +138,8 @@ function parseArgs(
     out: new URL("./results/", import.meta.url).pathname,
     write: true,
   };
+  let dbRttMs: number | undefined;
+  let redisRttMs: number | undefined;
   for (const arg of args) {
     const [name, value] = arg.split("=", 2);
     switch (name) {
@@ -166,9 +179,18 @@ function parseArgs(
       case "--readme":
         options.readme = true;
         break;
+      case "--db-rtt-ms":
+        dbRttMs = Number(value);
+        break;
+      case "--redis-rtt-ms":
+        redisRttMs = Number(value);
+        break;
       default:
         throw new Error(`unknown option ${arg}`);
     }
+  }
+  if (dbRttMs !== undefined || redisRttMs !== undefined) {
+    options.topologies = customTopologies(dbRttMs, redisRttMs);
   }
   return options;
 }
@@ -212,6 +234,6 @@ if (import.meta.main) {
       }
     }
   }
-  const ours = result.rows.filter(isOurs);
+  const ours = [...result.rows, ...result.topology ?? []].filter(isOurs);
   Deno.exit(ours.every((r) => r.leaked === 0 && r.lost === 0) ? 0 : 1);
 }

@@ -107,6 +107,32 @@ Deno.test("redis tier: a copy waits for another instance's claim, never trusts a
   }
 });
 
+Deno.test("redis tier: a claim's token carries its time; overdue, skewed or untimed, the copy waits for it", async () => {
+  const t = await setup();
+  try {
+    assert.deepEqual(await t.store.claim([{ key: "own", at: 0 }]), ["claimed"]);
+    const own = String(await t.redis.sendCommand(["GET", `${t.prefix}:own`]));
+    const at = Number(own.split(":")[3]);
+    assert.ok(Math.abs(at - Date.now()) < 5_000, `claim time in the token: ${own}`);
+    // Another instance's claim, long overdue (its confirmation is in flight), from a clock ahead
+    // of this one, and from an instance that writes no time: each is confirmed 20 ms later.
+    const claims = {
+      overdue: `p:other:1:${Date.now() - 10_000}`,
+      ahead: `p:other:2:${Date.now() + 60_000}`,
+      untimed: "p:other:3",
+    };
+    for (const [key, token] of Object.entries(claims)) {
+      await t.redis.sendCommand(["SET", `${t.prefix}:${key}`, token, "PX", "60000"]);
+      setTimeout(() => {
+        t.redis.sendCommand(["SET", `${t.prefix}:${key}`, "d:7000", "KEEPTTL"]);
+      }, 20);
+      assert.deepEqual(await t.store.claim([{ key, at: 7_001 }]), ["held"], key);
+    }
+  } finally {
+    await t.close();
+  }
+});
+
 Deno.test("redis tier: a rejoin is never a copy of the join before the leave (subjects)", async () => {
   const t = await setup();
   const person = { subject: "g|+15550001" };

@@ -9,6 +9,7 @@ import type { RedisServer } from "../../scripts/lib/redis_server.ts";
 import type { UpstashRestServer } from "../../scripts/lib/upstash_rest_server.ts";
 import type { PgCountingProxy } from "./pg_counting_proxy.ts";
 import type { StrategyRow } from "./report.ts";
+import { NAMED_TOPOLOGIES, type Topology } from "../topology/topologies.ts";
 
 /** Options of {@link runBenchmark}; unset fields take the default (or `--quick`) size. */
 export interface BenchOptions {
@@ -37,6 +38,11 @@ export interface BenchOptions {
    * `duplicate-path` alone runs just that HTTP figure and its ceilings.
    */
   only?: string[];
+  /**
+   * Network distances of the topology rows (default: loopback, colocated, edge); they run in a
+   * full run and with `--only=topology`, not in `--quick` unless asked for.
+   */
+  topologies?: Topology[];
   /** Progress lines (default: console.error). */
   log?: (line: string) => void;
 }
@@ -93,6 +99,7 @@ export function resolveOptions(options: BenchOptions): ResolvedOptions {
     micro: options.micro ?? !quick,
     seed: options.seed ?? 20261122,
     only: options.only ?? [],
+    topologies: options.topologies ?? [...NAMED_TOPOLOGIES],
   };
   return resolved;
 }

@@ -7,6 +7,7 @@ import type { LoadFigure, PgbenchFigure } from "./load.ts";
 import type { StrategyRow } from "./report.ts";
 import type { IdempotencyBenchRow } from "../idempotency_bench.ts";
 import type { SendBenchRow } from "../send_batch_bench.ts";
+import type { TopologyRow } from "../topology/scenarios.ts";
 
 /** Per-webhook costs measured one delivery at a time. */
 export interface CostProbe {
@@ -60,5 +61,7 @@ export interface BenchResult {
   idempotency?: IdempotencyBenchRow[];
   /** whatsapp-send-batch against the fake provider. */
   sendBatch?: SendBenchRow[];
+  /** Strategies with network distance added (`options.topologies`), at two loads. */
+  topology?: TopologyRow[];
   targets: TargetCheck[];
 }

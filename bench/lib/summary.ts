@@ -5,6 +5,7 @@
 import type { LoadFigure } from "./load.ts";
 import { markdownTable, tableCells, textTable } from "./report.ts";
 import type { BenchResult } from "./result.ts";
+import { topologyLines, topologyMarkdown } from "../topology/report.ts";
 
 /** CPU, memory, OS and Deno version of this machine. */
 export async function machine(): Promise<BenchResult["machine"]> {
@@ -79,6 +80,7 @@ export function formatReport(result: BenchResult): string {
       );
     }
   }
+  lines.push(...topologyLines(result.topology, result.options.topologies));
   lines.push("", "Targets:");
   for (const t of result.targets) {
     const mark = t.met === null ? "n/a   " : t.met ? "MET   " : "MISSED";
@@ -202,6 +204,7 @@ export function formatMarkdown(result: BenchResult): string {
       ),
     );
   }
+  out.push(...topologyMarkdown(result.topology, result.options.topologies));
   out.push(
     "",
     "Targets:",

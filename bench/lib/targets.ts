@@ -2,6 +2,7 @@
  * The targets a run is judged by, each with what was measured and whether it is met.
  */
 import type { BenchResult, TargetCheck } from "./result.ts";
+import { topologyTargets } from "../topology/targets.ts";
 
 /** Whether a row runs our functions (any function, faults included), not a baseline. */
 export function isOurs(row: { id: string }): boolean {
@@ -127,6 +128,7 @@ export function evaluateTargets(result: Omit<BenchResult, "targets">): TargetChe
     }
   }
   checks.push(...sendTargets(result), ...idempotencyTargets(result));
+  checks.push(...topologyTargets(result.topology));
   return checks;
 }
 

@@ -62,6 +62,9 @@ return #KEYS`;
 /** Bound on what is remembered of claims awaiting confirm or release; a guard, not a cache. */
 const MAX_SEEN = 10_000;
 
+/** Polls sent right after the previous answer once another instance's confirmation is due. */
+const FAST_POLLS = 4;
+
 /** Options of {@link UpstashClaimStore}. */
 export interface UpstashClaimStoreOptions {
   /** Upstash REST URL (`UPSTASH_REDIS_REST_URL`). */
@@ -106,6 +109,8 @@ export class UpstashClaimStore implements ClaimStore {
   readonly #claimedAt = new Map<string, number>();
   /** Moving average of claim → confirm on this instance, in ms: when to look at others' claims. */
   #applyMs = 10;
+  /** Moving average of one Redis round trip, in ms. */
+  #rttMs = 2;
   /** Copies that waited for another instance's claim, and how many of them it confirmed. */
   readonly waits = { waited: 0, confirmedInTime: 0 };
 
@@ -122,8 +127,11 @@ export class UpstashClaimStore implements ClaimStore {
     const keys: string[] = [];
     const args: string[] = [String(this.#ttlMs)];
     const tokens: string[] = [];
+    const claimedAt = Date.now();
     for (const request of requests) {
-      const token = `p:${this.#instance}:${++this.#counter}`;
+      // The claim's time rides in its token: a copy that finds it knows when to look for the
+      // confirmation (a hint only; clocks of other instances are never trusted for a decision).
+      const token = `p:${this.#instance}:${++this.#counter}:${claimedAt}`;
       tokens.push(token);
       keys.push(this.#prefix + request.key, this.#prefix + "s:" + (request.subject ?? ""));
       args.push(
@@ -135,7 +143,9 @@ export class UpstashClaimStore implements ClaimStore {
     let replies: unknown[];
     try {
       // EVAL, not EVALSHA: one round trip always (Redis caches the compiled script itself).
+      const sent = performance.now();
       replies = await this.#redis.eval<string[], unknown[]>(CLAIM_SCRIPT, keys, args);
+      this.#observeRoundTrip(performance.now() - sent);
     } catch (error) {
       throw new ClaimStoreUnavailableError(this.name, { cause: withoutCommand(error) });
     }
@@ -214,6 +224,26 @@ export class UpstashClaimStore implements ClaimStore {
     while (this.#confirming.size > 0) await Promise.all([...this.#confirming]);
   }
 
+  /**
+   * In how many ms the confirmation of the earliest of these claims should reach Redis: the
+   * claim's round trip, this instance's apply time and half a round trip after the claim's own
+   * time (from its token; when unknown, counted from now).
+   */
+  #dueInMs(pending: readonly Pending[]): number {
+    const now = Date.now();
+    let due = Number.POSITIVE_INFINITY;
+    for (const { held } of pending) {
+      const claimedAt = Number(held.split(":")[3]);
+      const since = Number.isFinite(claimedAt) ? Math.max(0, now - claimedAt) : 0;
+      due = Math.min(due, this.#rttMs * 1.5 + this.#applyMs - since);
+    }
+    return due;
+  }
+
+  #observeRoundTrip(ms: number): void {
+    this.#rttMs += (ms - this.#rttMs) / 8;
+  }
+
   /** `held`, `in-flight` (go to the database), or `wait` (another delivery's token). */
   #decide(pending: Pending): "held" | "in-flight" | "wait" {
     const { request, held, times } = pending;
@@ -233,21 +263,26 @@ export class UpstashClaimStore implements ClaimStore {
   async #waitForConfirmations(inFlight: Pending[], results: ClaimResult[]): Promise<void> {
     this.waits.waited += inFlight.length;
     const deadline = Date.now() + this.#inFlightWaitMs;
-    // The other instance confirms about as long after its claim as this one takes to apply: look
-    // then, and then at half that interval (bounded), so that a copy polls once or twice.
-    let delay = Math.min(50, Math.max(2, this.#applyMs));
-    const next = Math.min(40, Math.max(2, this.#applyMs / 2));
+    // The other instance confirms about as long after its claim as this one takes to apply: the
+    // first poll is sent to reach Redis half a round trip before that (at once for a claim that is
+    // already due), the next few right after each answer, so that a poll reaches Redis within one
+    // round trip of the confirmation; after those, at half the apply time (bounded).
+    let delay = Math.min(50, Math.max(0, this.#dueInMs(inFlight) - this.#rttMs));
+    const slow = Math.min(40, Math.max(2, this.#applyMs / 2));
+    let fast = FAST_POLLS;
     let waiting = inFlight;
     while (waiting.length > 0) {
       const left = deadline - Date.now();
       if (left <= 0) break;
       await new Promise((resolve) => setTimeout(resolve, Math.min(delay, left)));
-      delay = next;
+      delay = fast-- > 0 ? 0 : slow;
       let values: (string | null)[];
       try {
+        const sent = performance.now();
         values = await this.#redis.mget<(string | null)[]>(
           ...waiting.map((p) => this.#prefix + p.request.key),
         );
+        this.#observeRoundTrip(performance.now() - sent);
       } catch {
         break; // Unsure: the database decides.
       }
