@@ -3,18 +3,21 @@
 #   - Deno and the Supabase CLI, pinned to exact versions in tools/package.json, from npm;
 #   - PostgreSQL server binaries and redis-server, from Debian's packages, when missing and
 #     when running as root (otherwise it says what to install);
-#   - with --need-pgtap, pgTAP and pg_prove for the database tests (supabase/tests).
-# Usage: scripts/bootstrap.sh [--need-redis] [--need-pgtap] -- <command...>
+#   - with --need-pgtap, pgTAP and pg_prove for the database tests (supabase/tests);
+#   - with --need-pgbouncer, PgBouncer (the transaction pooler the functions are tested behind).
+# Usage: scripts/bootstrap.sh [--need-redis] [--need-pgtap] [--need-pgbouncer] -- <command...>
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 need_redis=0
 need_pgtap=0
+need_pgbouncer=0
 while [[ $# -gt 0 && "$1" != "--" ]]; do
   case "$1" in
     --need-redis) need_redis=1 ;;
     --need-pgtap) need_pgtap=1 ;;
+    --need-pgbouncer) need_pgbouncer=1 ;;
     *) echo "bootstrap: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -52,6 +55,10 @@ if [[ "$need_pgtap" == 1 ]]; then
     missing+=("postgresql-${pg_major:-15}-pgtap")
   fi
   command -v pg_prove >/dev/null 2>&1 || missing+=(libtap-parser-sourcehandler-pgtap-perl)
+fi
+if [[ "$need_pgbouncer" == 1 ]] && [[ ! -x /usr/sbin/pgbouncer ]] &&
+  ! command -v pgbouncer >/dev/null 2>&1; then
+  missing+=(pgbouncer)
 fi
 if [[ ${#missing[@]} -gt 0 ]]; then
   if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then

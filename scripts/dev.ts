@@ -4,9 +4,11 @@
  * Starts PostgreSQL (data kept under .local/), applies the migrations, and serves every function
  * at http://127.0.0.1:$PORT/functions/v1/<name>. Redis is optional: pass UPSTASH_REDIS_REST_URL
  * and UPSTASH_REDIS_REST_TOKEN to use one, or --with-redis to start redis-server and a local
- * Upstash-compatible endpoint.
+ * Upstash-compatible endpoint. --with-pooler serves the functions through PgBouncer in transaction
+ * mode (as Supabase's pooler), on POOLER_PORT (54329).
  */
 import { applyMigrations } from "./lib/migrate.ts";
+import { startPgBouncer } from "./lib/pgbouncer_server.ts";
 import { freePort } from "./lib/ports.ts";
 import { startPostgres } from "./lib/postgres_server.ts";
 import { startRedis } from "./lib/redis_server.ts";
@@ -39,6 +41,16 @@ async function main() {
   const applied = await applyMigrations(databaseUrl);
   console.log(`Migrations applied now: ${applied.length ? applied.join(", ") : "none pending"}`);
   Deno.env.set("SUPABASE_DB_URL", databaseUrl);
+  if (Deno.args.includes("--with-pooler")) {
+    const pooler = await startPgBouncer({
+      databaseUrl,
+      port: Number(Deno.env.get("POOLER_PORT") ?? 54329),
+      logFile: `${stateDir}/pgbouncer.log`,
+    });
+    cleanups.unshift(() => pooler.stop());
+    Deno.env.set("SUPABASE_DB_URL", pooler.url);
+    console.log(`PgBouncer (transaction mode) on ${pooler.url}: the functions connect through it`);
+  }
 
   if (Deno.args.includes("--with-redis") && !Deno.env.get("UPSTASH_REDIS_REST_URL")) {
     const redis = await startRedis({ port: freePort() });

@@ -3,4 +3,4 @@
 # Extra arguments go to `deno test` (e.g. tests/e2e_test.ts).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-exec scripts/bootstrap.sh --need-redis --need-pgtap -- deno task test "$@"
+exec scripts/bootstrap.sh --need-redis --need-pgtap --need-pgbouncer -- deno task test "$@"

@@ -1,11 +1,13 @@
 /**
  * `deno task test`: starts a real PostgreSQL (wal_level=logical) and a real Redis on loopback,
- * applies the migrations, runs `deno test` with their addresses in the environment, and stops
- * everything. Extra arguments go to `deno test` (e.g. a file or `--filter`).
+ * applies the migrations, runs `deno test` with their addresses in the environment, runs the
+ * end-to-end suites again with the functions behind PgBouncer (scripts/lib/pooled_test_pass.ts),
+ * and stops everything. Extra arguments go to `deno test` (e.g. a file or `--filter`).
  */
 import { enableBroadcasts, runAdvisor, runPgTap } from "./lib/database_checks.ts";
 import { applyMigrations } from "./lib/migrate.ts";
 import { freePort } from "./lib/ports.ts";
+import { runPooledPass } from "./lib/pooled_test_pass.ts";
 import { startPostgres } from "./lib/postgres_server.ts";
 import { startRedis } from "./lib/redis_server.ts";
 
@@ -48,6 +50,14 @@ try {
     const failed = failures + errors;
     console.log(`tests: ${total - failed} passed, ${failed} failed`);
   }
+  // The end-to-end suites once more, the functions through PgBouncer in transaction mode.
+  const pooled = await runPooledPass({
+    databaseUrl: pg.url,
+    redisUrl: redis.url,
+    work,
+    args: Deno.args,
+  });
+  if (code === 0) code = pooled;
 } catch (error) {
   console.error(error);
 } finally {

@@ -12,6 +12,11 @@ import { type Person, sessions } from "./fixtures/gateway_examples.ts";
 
 const FN = "whatsapp-membership-webhook";
 
+/** A LID of this run only: the suite runs twice on one database (direct, then pooled). */
+function freshLid(): string {
+  return String(10_000_000_000_000 + Math.floor(Math.random() * 89_999_999_999_999));
+}
+
 async function post(url: string, payload: unknown, scheme: Scheme | "none", wrong = false) {
   const body = JSON.stringify(payload);
   const headers = scheme === "none" ? {} : await signedHeaders(scheme, body, wrong);
@@ -97,7 +102,7 @@ Deno.test("gateways: each format, two sessions, two instances, signatures", asyn
       "LID-only leave after a join that carried the pair → the phone's row leaves",
       async () => {
         const group = uniqueGroup();
-        const bob: Person = { digits: "447911123456", lid: "20375554443332" };
+        const bob: Person = { digits: "447911123456", lid: freshLid() };
         const join = await post(
           A,
           sessions.waha("s1", group, "join", [bob], Date.now() - 2000),
@@ -123,7 +128,7 @@ Deno.test("gateways: each format, two sessions, two instances, signatures", asyn
       "a LID-only person dedupes, then converges to one row when the pair is learned",
       async () => {
         const group = uniqueGroup();
-        const carol: Person = { digits: "5511987654321", lid: "99887766554433" };
+        const carol: Person = { digits: "5511987654321", lid: freshLid() };
         const lidOnly = {
           id: group,
           author: null,
@@ -189,7 +194,7 @@ Deno.test("gateways: each format, two sessions, two instances, signatures", asyn
       "a LID row and a phone row of one person merge when the pair is learned",
       async () => {
         const group = uniqueGroup();
-        const erin: Person = { digits: "16505551234", lid: "55554444333322" };
+        const erin: Person = { digits: "16505551234", lid: freshLid() };
         const ts = Date.now() - 5000;
         await post(
           A,

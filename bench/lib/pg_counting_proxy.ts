@@ -1,9 +1,11 @@
 /**
  * A loopback TCP proxy in front of PostgreSQL that counts database round trips.
  *
- * It reads the frontend side of the wire protocol and counts `Sync` (extended protocol: one per
- * statement postgres.js sends) and `Query` (simple protocol) messages: each is one request the
- * client waits on. Connection set-up is counted apart. Bytes are forwarded unchanged.
+ * It reads the frontend side of the wire protocol and counts every message that makes the server
+ * answer what the client then waits on: `Query` (simple protocol), `Sync` (extended protocol) and
+ * `Flush` (postgres.js without prepared statements sends Parse/Describe/Flush and waits for the
+ * parameter types before Bind/Execute/Sync: two round trips). Connection set-up is counted apart.
+ * Bytes are forwarded unchanged.
  */
 
 /** A running proxy. */
@@ -17,8 +19,10 @@ export interface PgCountingProxy {
 }
 
 const UNTYPED_NEGOTIATION = new Set([80877103, 80877104]); // SSLRequest, GSSENCRequest
+/** Query, Sync, Flush. */
+const ANSWERED = new Set([0x51, 0x53, 0x48]);
 
-/** Counts frontend messages in a byte stream split into arbitrary chunks. */
+/** Counts the round trips in a client → server byte stream split into arbitrary chunks. */
 export class FrontendMessageCounter {
   roundTrips = 0;
   #startup = true;
@@ -45,7 +49,7 @@ export class FrontendMessageCounter {
       const type = data[offset];
       const length = new DataView(data.buffer, offset + 1).getInt32(0);
       if (data.length - offset < 1 + length) break;
-      if (type === 0x53 /* S */ || type === 0x51 /* Q */) this.roundTrips++;
+      if (ANSWERED.has(type)) this.roundTrips++;
       offset += 1 + length;
     }
     this.#buffer = data.slice(offset);

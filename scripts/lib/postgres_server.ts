@@ -66,7 +66,10 @@ async function hasPgCron(bin: string): Promise<boolean> {
   return await Deno.stat(`${libDir}/pg_cron.so`).then(() => true, () => false);
 }
 
-async function unprivilegedUser(): Promise<{ uid: number; gid: number; name: string } | undefined> {
+/** Under root, the user servers that refuse root run as (`postgres`, else `nobody`). */
+export async function unprivilegedUser(): Promise<
+  { uid: number; gid: number; name: string } | undefined
+> {
   if (Deno.uid() !== 0) return undefined;
   for (const name of ["postgres", "nobody"]) {
     const out = await new Deno.Command("id", { args: ["-u", name] }).output().catch(() => null);
@@ -83,7 +86,8 @@ async function unprivilegedUser(): Promise<{ uid: number; gid: number; name: str
   );
 }
 
-function asUser(
+/** The command line that runs `command` as `user` (through `setpriv`), or as is. */
+export function asUser(
   user: { uid: number; gid: number } | undefined,
   command: string,
   args: string[],

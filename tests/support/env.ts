@@ -12,6 +12,14 @@ export function databaseUrl(): string {
   return url;
 }
 
+/**
+ * The database URL the functions under test connect with: PgBouncer's (transaction mode) in the
+ * pooled pass of `deno task test` (`TEST_POOLED_DATABASE_URL`), else the direct one.
+ */
+export function functionDatabaseUrl(): string {
+  return Deno.env.get("TEST_POOLED_DATABASE_URL") || databaseUrl();
+}
+
 /** URL of the shared test Redis. */
 export function redisUrl(): string {
   const url = Deno.env.get("TEST_REDIS_URL");

@@ -1,10 +1,12 @@
 /**
  * Function instances as separate processes: each runs the local runner
  * (`scripts/serve_functions.ts`) with its own port and in-memory tier, sharing the database and
- * Redis through the environment, as separate Edge Function instances would.
+ * Redis through the environment, as separate Edge Function instances would. In the pooled pass an
+ * instance given the direct test database connects through PgBouncer instead.
  */
 import { childProcessEnv } from "../../scripts/lib/child_env.ts";
 import { freePort } from "../../scripts/lib/ports.ts";
+import { functionDatabaseUrl } from "./env.ts";
 
 /** A running runner process. */
 export interface FunctionInstance {
@@ -29,6 +31,9 @@ export async function startFunctionInstance(
     env: {
       ...childProcessEnv(),
       ...env,
+      ...(env.SUPABASE_DB_URL && env.SUPABASE_DB_URL === Deno.env.get("TEST_DATABASE_URL")
+        ? { SUPABASE_DB_URL: functionDatabaseUrl() }
+        : {}),
       PORT: String(port),
       HOST: "127.0.0.1",
       LOG_LEVEL: env.LOG_LEVEL ?? "error",

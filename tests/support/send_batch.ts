@@ -9,7 +9,7 @@ import {
 import { parseSendBatchConfig } from "../../supabase/functions/_shared/send_batch/config.ts";
 import { silentLogger } from "../../supabase/functions/_shared/core/log.ts";
 import type { SendBatchService } from "../../supabase/functions/_shared/send_batch/service.ts";
-import { databaseUrl } from "./env.ts";
+import { functionDatabaseUrl } from "./env.ts";
 import { type FakeWhatsAppProvider, providerEnv } from "./fake_whatsapp_provider.ts";
 
 /** A handler with its service, for direct calls. */
@@ -26,7 +26,7 @@ export function sendBatchHandler(
   kind: "meta" | "evolution" | "waha" = "meta",
 ): SendBatchUnderTest {
   const config = parseSendBatchConfig({
-    SUPABASE_DB_URL: databaseUrl(),
+    SUPABASE_DB_URL: functionDatabaseUrl(),
     SEND_RATE_PER_SECOND: "2000",
     SEND_PROVIDER_TIMEOUT_MS: "500",
     SEND_BACKOFF_MS: "100",

@@ -4,6 +4,7 @@
  * the service role only. Any other caller gets 401 (no or invalid JWT) or 403 (valid JWT of
  * another role).
  */
+import { oneTrip } from "../_shared/core/db/one_trip.ts";
 import { createPostgresPool, withinTimeout } from "../_shared/core/db/postgres_pool.ts";
 import {
   type FetchHandler,
@@ -52,11 +53,12 @@ export function postgresStatsReader(
     timeoutMs: config.timeoutMs,
     applicationName: FUNCTION_NAME,
   });
+  const call = oneTrip(sql, config.timeoutMs);
   return {
     read: async () => {
       const [row] = await withinTimeout(
-        sql<
-          { stats: Record<string, unknown> }[]
+        call<
+          { stats: Record<string, unknown> }
         >`select public.webhook_idempotency_stats() as stats`,
         config.timeoutMs,
       );

@@ -2,7 +2,9 @@
  * Database tier over a direct connection (`SUPABASE_DB_URL`) with postgres.js.
  */
 import type postgres from "postgres";
+import { oneTrip, type OneTripSql } from "../core/db/one_trip.ts";
 import { createPostgresPool, withinTimeout } from "../core/db/postgres_pool.ts";
+import { jsonb } from "../core/db/sql_literal.ts";
 import type { MembershipEvent } from "./event.ts";
 import {
   type AppliedEvent,
@@ -25,10 +27,11 @@ export interface PostgresRepositoryOptions {
   copyWindowMs?: number;
 }
 
-/** Applies events with one `select … from apply_whatsapp_membership_events($1)` per webhook. */
+/** Applies events with one `apply_whatsapp_membership_events` call (one round trip) per webhook. */
 export class PostgresMembershipRepository implements MembershipRepository {
   readonly name = "postgres";
   readonly #sql: postgres.Sql;
+  readonly #call: OneTripSql;
   readonly #timeoutMs: number;
   readonly #copyWindowMs: number;
 
@@ -36,15 +39,16 @@ export class PostgresMembershipRepository implements MembershipRepository {
     this.#timeoutMs = options.timeoutMs;
     this.#copyWindowMs = options.copyWindowMs ?? DEFAULT_COPY_WINDOW_MS;
     this.#sql = createPostgresPool({ ...options, applicationName: "whatsapp-membership-webhook" });
+    this.#call = oneTrip(this.#sql, options.timeoutMs);
   }
 
   async apply(events: readonly MembershipEvent[]): Promise<AppliedEvent[]> {
     if (events.length === 0) return [];
     const rows = toApplyRows(events);
     const result = await withinTimeout(
-      this.#sql<ApplyResultRow[]>`
+      this.#call<ApplyResultRow>`
         select idx, outcome, phone, reference_ms from public.apply_whatsapp_membership_events(
-          ${this.#sql.json(rows as unknown as postgres.JSONValue)}, ${this.#copyWindowMs}
+          ${jsonb(rows)}, ${this.#copyWindowMs}
         )`,
       this.#timeoutMs,
     );

@@ -9,6 +9,7 @@
  */
 import postgres from "postgres";
 import { HttpError } from "../core/http.ts";
+import { oneTrip, type OneTripSql } from "../core/db/one_trip.ts";
 import { createPostgresPool } from "../core/db/postgres_pool.ts";
 import { DatabaseUnavailableError } from "../core/exactly_once.ts";
 import type { Caller } from "../core/jwt.ts";
@@ -59,12 +60,20 @@ export interface BatchProgress {
 
 const EMPTY_COUNTS: StatusCounts = { pending: 0, processing: 0, sent: 0, failed: 0, unknown: 0 };
 
-/** Every query whatsapp-send-batch runs. */
+/**
+ * Every query whatsapp-send-batch runs. Statements outside a transaction (the drain's) are one
+ * round trip each with their own statement timeout ({@link oneTrip}); transactions set theirs with
+ * their first statement.
+ */
 export class SendBatchRepository {
   readonly #sql: postgres.Sql;
+  readonly #call: OneTripSql;
+  readonly #timeoutMs: number;
 
   constructor(options: { url: string; poolMax: number; timeoutMs: number }) {
     this.#sql = createPostgresPool({ ...options, applicationName: "whatsapp-send-batch" });
+    this.#call = oneTrip(this.#sql, options.timeoutMs);
+    this.#timeoutMs = Math.ceil(options.timeoutMs);
   }
 
   /**
@@ -81,7 +90,8 @@ export class SendBatchRepository {
       return await this.#sql.begin(async (tx) => {
         const role = caller.kind === "user" ? "authenticated" : "service_role";
         await tx`select set_config('role', ${role}, true),
-                        set_config('request.jwt.claims', ${JSON.stringify(caller.claims)}, true)`;
+                        set_config('request.jwt.claims', ${JSON.stringify(caller.claims)}, true),
+                        set_config('statement_timeout', ${String(this.#timeoutMs)}, true)`;
         const [batch] = await tx<OwnedBatch[]>`
           select owner, message from public.whatsapp_send_batches where id = ${batchId}`;
         await tx`select set_config('role', 'none', true)`;
@@ -115,6 +125,7 @@ export class SendBatchRepository {
     }));
     try {
       return await this.#sql.begin(async (tx) => {
+        await tx.unsafe(`set local statement_timeout = ${this.#timeoutMs}`);
         const [batch] = await tx<{ id: string }[]>`
           insert into public.whatsapp_send_batches (owner, message, total)
           values (${owner}, ${
@@ -165,13 +176,19 @@ export class SendBatchRepository {
   /** Releases the drain lease if `token` holds it. */
   async releaseDrain(batchId: string, token: string): Promise<void> {
     await this.#run(() =>
-      this.#sql`select public.whatsapp_send_release_drain(${batchId}, ${token})`
+      this.#call`select public.whatsapp_send_release_drain(${batchId}, ${token})`
     );
   }
 
   /** Renews the drain lease; false when it was lost. */
-  renewDrain(batchId: string, token: string, leaseMs: number): Promise<boolean> {
-    return this.#run(() => this.acquireDrain(this.#sql, batchId, token, leaseMs));
+  async renewDrain(batchId: string, token: string, leaseMs: number): Promise<boolean> {
+    const [row] = await this.#run(() =>
+      this.#call<{ ok: boolean }>`
+        select public.whatsapp_send_acquire_drain(${batchId}, ${token}, ${
+        Math.ceil(leaseMs)
+      }) as ok`
+    );
+    return row.ok;
   }
 
   /** The atomic claim: up to `limit` pending recipients become processing with a lease. */
@@ -188,13 +205,17 @@ export class SendBatchRepository {
 
   /** {@link claim} outside a caller's transaction (the drain). */
   claimForDrain(batchId: string, limit: number, leaseMs: number): Promise<ClaimedRecipient[]> {
-    return this.#run(() => this.claim(this.#sql, batchId, limit, leaseMs));
+    return this.#run(() =>
+      this.#call<ClaimedRecipient>`
+        select id, phone, name, variables, attempts
+          from public.whatsapp_send_claim(${batchId}, ${limit}, ${Math.ceil(leaseMs)})`
+    );
   }
 
   /** The batch's message (the drain). */
   async messageOf(batchId: string): Promise<BatchMessage | undefined> {
     const rows = await this.#run(() =>
-      this.#sql<{ message: BatchMessage }[]>`
+      this.#call<{ message: BatchMessage }>`
         select message from public.whatsapp_send_batches where id = ${batchId}`
     );
     return rows[0]?.message;
@@ -203,7 +224,7 @@ export class SendBatchRepository {
   /** Milliseconds until the next backing-off recipient may be claimed; undefined when none. */
   async nextPendingInMs(batchId: string): Promise<number | undefined> {
     const [row] = await this.#run(() =>
-      this.#sql<{ pending: number; wait_ms: number | null }[]>`
+      this.#call<{ pending: number; wait_ms: number | null }>`
         select count(*)::int as pending,
                greatest(0, extract(epoch from (min(not_before) - now())) * 1000)::int as wait_ms
           from public.whatsapp_send_recipients
@@ -216,7 +237,7 @@ export class SendBatchRepository {
   /** Records acceptance by the provider. */
   async recordSent(recipient: ClaimedRecipient, messageId: string): Promise<void> {
     await this.#run(() =>
-      this.#sql`
+      this.#call`
         update public.whatsapp_send_recipients
            set status = 'sent', provider_message_id = ${messageId}, sent_at = coalesce(sent_at, now()),
                lease_until = null, error_code = null, error_message = null, updated_at = now()
@@ -233,7 +254,7 @@ export class SendBatchRepository {
     retryable: boolean,
   ): Promise<void> {
     await this.#run(() =>
-      this.#sql`
+      this.#call`
         update public.whatsapp_send_recipients
            set status = 'failed', error_code = ${code}, error_message = ${message.slice(0, 500)},
                retryable = ${retryable}, lease_until = null, updated_at = now()
@@ -245,7 +266,7 @@ export class SendBatchRepository {
   /** Records an ambiguous outcome: it may have been sent; never resent automatically. */
   async recordUnknown(recipient: ClaimedRecipient, reason: string): Promise<void> {
     await this.#run(() =>
-      this.#sql`
+      this.#call`
         update public.whatsapp_send_recipients
            set status = 'unknown', error_code = 'ambiguous', error_message = ${reason},
                lease_until = null, updated_at = now()
@@ -260,7 +281,7 @@ export class SendBatchRepository {
     waitMs: number,
   ): Promise<void> {
     await this.#run(() =>
-      this.#sql`
+      this.#call`
         update public.whatsapp_send_recipients
            set status = 'pending', error_code = coalesce(${code}, error_code), lease_until = null,
                not_before = now() + make_interval(secs => ${waitMs / 1000}), updated_at = now()
@@ -351,9 +372,8 @@ export class SendBatchRepository {
   /** Batches with pending work and no live drain (for the drain schedule). */
   async batchesToDrain(limit = 100): Promise<string[]> {
     const rows = await this.#run(() =>
-      this.#sql<
-        { batch_id: string }[]
-      >`select batch_id from public.whatsapp_send_batches_to_drain(${limit})`
+      this.#call<{ batch_id: string }>`
+        select batch_id from public.whatsapp_send_batches_to_drain(${limit})`
     );
     return rows.map((r) => r.batch_id);
   }
@@ -369,7 +389,7 @@ export class SendBatchRepository {
     horizonMs: number,
   ): Promise<{ granted: number; firstInMs: number; retryInMs: number }> {
     const [row] = await this.#run(() =>
-      this.#sql<{ granted: number; first_in_ms: number; retry_in_ms: number }[]>`
+      this.#call<{ granted: number; first_in_ms: number; retry_in_ms: number }>`
         select granted, first_in_ms, retry_in_ms
           from public.whatsapp_send_rate_take(${key}::text, ${intervalMs}::float8,
                                               ${want}::integer, ${horizonMs}::float8)`

@@ -1,6 +1,12 @@
 /**
- * The direct database connection every function shares the settings of: a postgres.js pool over
- * `SUPABASE_DB_URL`, safe behind a transaction-mode pooler, with every call bounded in time.
+ * The database connection every function shares the settings of: a postgres.js pool over
+ * `SUPABASE_DB_URL`, direct or through a transaction-mode pooler (Supavisor on port 6543,
+ * PgBouncer), with every call bounded in time.
+ *
+ * Behind such a pooler each transaction may run on another server connection, so the pool keeps
+ * no session state: no prepared statements, no session `SET`, and no startup parameter beyond
+ * `application_name` (the poolers refuse the others, e.g. `statement_timeout`). Server-side
+ * statement timeouts are set per call (`set local`, see one_trip.ts) or per transaction.
  */
 import postgres from "postgres";
 import { DatabaseUnavailableError } from "../exactly_once.ts";
@@ -11,7 +17,7 @@ export interface PostgresPoolOptions {
   url: string;
   /** Connections in the pool. */
   poolMax: number;
-  /** Bound on connecting and on one statement, in milliseconds. */
+  /** Bound on connecting, in milliseconds (calls bound their statements themselves). */
   timeoutMs: number;
   /** Shown in `pg_stat_activity`. */
   applicationName: string;
@@ -21,16 +27,15 @@ export interface PostgresPoolOptions {
 export function createPostgresPool(options: PostgresPoolOptions): postgres.Sql {
   return postgres(options.url, {
     max: options.poolMax,
-    // Prepared statements do not survive a transaction-mode pooler (Supavisor on port 6543).
+    // Prepared statements do not survive a transaction-mode pooler.
     prepare: false,
     connect_timeout: Math.max(1, Math.ceil(options.timeoutMs / 1000)),
     idle_timeout: 30,
     max_lifetime: 30 * 60,
     onnotice: () => {},
-    connection: {
-      application_name: options.applicationName,
-      statement_timeout: options.timeoutMs,
-    },
+    // The only startup parameter besides those postgres.js always sends (user, database,
+    // client_encoding); PgBouncer and Supavisor track it per client.
+    connection: { application_name: options.applicationName },
   });
 }
 

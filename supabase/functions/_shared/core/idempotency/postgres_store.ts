@@ -1,9 +1,11 @@
 /**
- * {@link IdempotencyStore} over PostgreSQL with postgres.js: one statement per call, each a SQL
- * function of supabase/migrations/20261122000200_webhook_idempotency.sql.
+ * {@link IdempotencyStore} over PostgreSQL with postgres.js: one statement and one round trip per
+ * call, each a SQL function of supabase/migrations/20261122000200_webhook_idempotency.sql.
  */
 import type postgres from "postgres";
+import { oneTrip, type OneTripSql } from "../db/one_trip.ts";
 import { createPostgresPool, withinTimeout } from "../db/postgres_pool.ts";
+import { jsonb } from "../db/sql_literal.ts";
 import {
   type BeginInput,
   type BeginOutcome,
@@ -36,6 +38,7 @@ interface BeginRow {
 export class PostgresIdempotencyStore implements IdempotencyStore {
   readonly name = "postgres";
   readonly #sql: postgres.Sql;
+  readonly #call: OneTripSql;
   readonly #owned: boolean;
   readonly #timeoutMs: number;
 
@@ -48,10 +51,11 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
       timeoutMs: options.timeoutMs,
       applicationName: "idempotency",
     });
+    this.#call = oneTrip(this.#sql, options.timeoutMs);
   }
 
   async begin(input: BeginInput): Promise<BeginOutcome> {
-    const [row] = await this.#bounded(this.#sql<BeginRow[]>`
+    const [row] = await this.#bounded(this.#call<BeginRow>`
       select outcome, token, response_status, response_content_type, response_body, retry_after_ms,
         expires_at
       from public.begin_webhook_idempotency(${input.scope}, ${input.key}, ${input.webhookType},
@@ -84,14 +88,14 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
     token: string,
     response: StoredResponse,
   ): Promise<boolean> {
-    const [row] = await this.#bounded(this.#sql<{ ok: boolean }[]>`
+    const [row] = await this.#bounded(this.#call<{ ok: boolean }>`
       select public.complete_webhook_idempotency(${scope}, ${key}, ${token}, ${response.status},
         ${response.contentType}, ${response.body}) as ok`);
     return row?.ok === true;
   }
 
   async release(scope: string, key: string, token: string): Promise<boolean> {
-    const [row] = await this.#bounded(this.#sql<{ ok: boolean }[]>`
+    const [row] = await this.#bounded(this.#call<{ ok: boolean }>`
       select public.release_webhook_idempotency(${scope}, ${key}, ${token}) as ok`);
     return row?.ok === true;
   }
@@ -100,11 +104,9 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
     replays: readonly { scope: string; key: string; count: number }[],
   ): Promise<void> {
     if (replays.length === 0) return;
-    await this.#bounded(this.#sql`
+    await this.#bounded(this.#call`
       update public.webhook_idempotency as w set replay_count = w.replay_count + r.count
-        from jsonb_to_recordset(${
-      this.#sql.json(replays as unknown as postgres.JSONValue)
-    }) as r(scope text, key text, count integer)
+        from jsonb_to_recordset(${jsonb(replays)}) as r(scope text, key text, count integer)
        where w.scope = r.scope and w.key = r.key`);
   }
 
