@@ -3,8 +3,8 @@ import { timeBucket } from "../supabase/functions/_shared/core/copy_window.ts";
 import { dedupKey } from "../supabase/functions/_shared/membership/dedup_key.ts";
 import {
   InvalidTimestampError,
-  MAX_EVENT_AGE_MS,
   MAX_FUTURE_SKEW_MS,
+  ORDERING_HORIZON_MS,
   parseTimestamp,
   resolveEventTime,
 } from "../supabase/functions/_shared/whatsapp/event_time.ts";
@@ -39,15 +39,16 @@ Deno.test("timestamps: ISO-8601, epoch seconds and milliseconds, as numbers or d
   }
 });
 
-Deno.test("event time: plausible source time is used, otherwise the receive time", () => {
+Deno.test("event time: the source time is used however old, a future one capped at receipt", () => {
   assert.deepEqual(resolveEventTime(undefined, T), { at: T, source: "received" });
   assert.deepEqual(resolveEventTime(T / 1000 - 60, T), { at: T - 60_000, source: "payload" });
   // A sender clock running ahead: capped at the receive time, so it cannot make later events old.
   assert.deepEqual(resolveEventTime(T / 1000 + 60, T), { at: T, source: "payload" });
   const future = T + MAX_FUTURE_SKEW_MS + 1000;
   assert.deepEqual(resolveEventTime(future, T), { at: T, source: "received" });
-  const ancient = T - MAX_EVENT_AGE_MS - 1000;
-  assert.deepEqual(resolveEventTime(ancient, T), { at: T, source: "received" });
+  // An old event stays old: the receive time would make a captured delivery replayed later new.
+  const ancient = T - ORDERING_HORIZON_MS - 1000;
+  assert.deepEqual(resolveEventTime(ancient, T), { at: ancient, source: "payload" });
 });
 
 Deno.test("key: per-delivery fields never enter it; JID flavours give the same key", () => {

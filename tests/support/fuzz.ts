@@ -1,6 +1,8 @@
 /**
- * Deterministic fuzzing helpers: a seeded PRNG, random JSON and mutations of example payloads.
+ * Deterministic fuzzing helpers: a seeded PRNG, random JSON and texts, mutations of example
+ * payloads, texts and CSV files, and the check every fuzzed response must pass.
  */
+import assert from "node:assert/strict";
 
 /** A small deterministic PRNG (mulberry32), so a failure can be replayed from its seed. */
 export function prng(seed: number) {
@@ -83,6 +85,9 @@ const STRINGS = [
   "-1",
   "1e309",
   "\u0000",
+  "a\u0000b",
+  "\ud800",
+  "x\udfffy",
   "🙂",
   "messages",
   "messages.upsert",
@@ -132,5 +137,133 @@ export function mutate(value: unknown, rand: () => number): unknown {
     }
     return copy;
   }
+  if (typeof value === "string" && rand() < 0.2) return mutateText(value, rand);
   return rand() < 0.3 ? randomJson(rand, 4) : value;
+}
+
+/** Texts that break naive code: NULs, lone surrogates, controls, markup, SQL, huge and empty. */
+export const NASTY_TEXTS = [
+  "",
+  " ",
+  "\u0000",
+  "a\u0000b",
+  "\ud800",
+  "\udc00x",
+  "x\ud83d",
+  "\u202eevil",
+  "\r\n\t",
+  "%00",
+  "%",
+  "'; drop table x; --",
+  "\\",
+  '"',
+  "{{name}}",
+  "{{",
+  "null",
+  "[]",
+  "{}",
+  "-1",
+  "0",
+  "1e309",
+  "NaN",
+  "true",
+  "é",
+  "🙂",
+  "x".repeat(5000),
+  "\u0000".repeat(64),
+];
+
+/** A random text: a nasty one, printable noise, or a mix of both. */
+export function randomText(rand: () => number): string {
+  const r = rand();
+  if (r < 0.5) return NASTY_TEXTS[Math.floor(rand() * NASTY_TEXTS.length)];
+  const noise = Array.from(
+    { length: Math.floor(rand() * 24) },
+    () => String.fromCharCode(0x20 + Math.floor(rand() * 0x5f)),
+  ).join("");
+  return r < 0.8 ? noise : mutateText(noise, rand);
+}
+
+/** Inserts a NUL, a lone surrogate or a nasty text into a string, or cuts it. */
+export function mutateText(text: string, rand: () => number): string {
+  const at = Math.floor(rand() * (text.length + 1));
+  const r = rand();
+  if (r < 0.25) return text.slice(0, at) + "\u0000" + text.slice(at);
+  if (r < 0.5) return text.slice(0, at) + (rand() < 0.5 ? "\ud800" : "\udfff") + text.slice(at);
+  if (r < 0.75) return text.slice(0, at) + NASTY_TEXTS[Math.floor(rand() * 12)] + text.slice(at);
+  return text.slice(0, at);
+}
+
+/** A random value the Fetch API accepts in a header (Latin-1 without NUL, CR or LF). */
+export function randomHeaderValue(rand: () => number): string {
+  const r = rand();
+  if (r < 0.2) return "";
+  if (r < 0.4) return "x".repeat(Math.floor(rand() * 4096));
+  return Array.from({ length: 1 + Math.floor(rand() * 64) }, () => {
+    const c = rand();
+    if (c < 0.05) return "\t";
+    if (c < 0.2) return String.fromCharCode(0x80 + Math.floor(rand() * 0x80));
+    return String.fromCharCode(0x20 + Math.floor(rand() * 0x5f));
+  }).join("").trim() || "x";
+}
+
+/**
+ * A random CSV upload built around `phones`: a header row (sometimes without a phone column),
+ * separators of every kind, quoted and nasty cells, short and long rows.
+ */
+export function randomCsv(rand: () => number, phones: readonly string[]): string {
+  const separator = [",", ";", "\t"][Math.floor(rand() * 3)];
+  const cell = () => {
+    const r = rand();
+    const text = r < 0.3 ? phones[Math.floor(rand() * phones.length)] : randomText(rand);
+    return rand() < 0.3 ? `"${text.replaceAll('"', '""')}"` : text;
+  };
+  const columns = ["phone", "name", randomText(rand), "time"].filter(() => rand() < 0.85);
+  const lines = [columns.join(separator)];
+  for (let i = Math.floor(rand() * 6); i > 0; i--) {
+    const width = Math.max(0, columns.length + Math.floor(rand() * 3) - 1);
+    lines.push(Array.from({ length: width }, cell).join(separator));
+  }
+  return lines.join(rand() < 0.2 ? "\r\n" : "\n") + (rand() < 0.5 ? "\n" : "");
+}
+
+/** What a fuzzed request got back. */
+export interface FuzzedResponse {
+  status: number;
+  // deno-lint-ignore no-explicit-any -- response bodies are checked field by field
+  body: any;
+}
+
+/**
+ * Reads a response to fuzzed input and checks the rules every function keeps: never a 5xx; a
+ * refusal (4xx) is a JSON error (`success: false`, `error`, `message`), and a 400 names the path
+ * of each problem in `issues`.
+ */
+export async function checkFuzzedResponse(
+  response: Response,
+  context: string,
+): Promise<FuzzedResponse> {
+  const text = await response.text();
+  assert.ok(response.status < 500, `${response.status} for ${context}: ${text.slice(0, 300)}`);
+  if (response.status < 400) return { status: response.status, body: text };
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    assert.fail(`${response.status} is not JSON for ${context}: ${text.slice(0, 300)}`);
+  }
+  assert.equal(body.success, false, context);
+  assert.equal(typeof body.error, "string", context);
+  assert.equal(typeof body.message, "string", context);
+  if (response.status === 400) {
+    assert.ok(
+      Array.isArray(body.issues) && body.issues.length > 0,
+      `400 ${body.error} without issues for ${context}`,
+    );
+    for (const issue of body.issues) {
+      assert.equal(typeof issue.path, "string", `${body.error}: ${JSON.stringify(issue)}`);
+      assert.ok(issue.path.length > 0, `${body.error}: empty path for ${context}`);
+    }
+  }
+  return { status: response.status, body };
 }

@@ -46,6 +46,7 @@ import { normalizeEach } from "../_shared/membership/normalize.ts";
 import { PostgresMembershipRepository } from "../_shared/membership/postgres_repository.ts";
 import type { AppliedEvent, MembershipRepository } from "../_shared/membership/repository.ts";
 import { SupabaseRpcMembershipRepository } from "../_shared/membership/supabase_rpc_repository.ts";
+import { ORDERING_HORIZON_MS } from "../_shared/whatsapp/event_time.ts";
 
 export { type FetchHandler, toErrorResponse };
 
@@ -258,6 +259,7 @@ export function createMembershipWebhookFromConfig(
     repository,
     claimOf: membershipClaim(config.dedup.windowMs),
     copyWindowMs: config.dedup.copyWindowMs,
+    horizonMs: ORDERING_HORIZON_MS,
     logger,
     idempotencyConfig,
     secretNames: "WEBHOOK_SECRET, WAHA_HMAC_KEY, META_APP_SECRET or STANDARD_WEBHOOKS_SECRET",

@@ -19,6 +19,7 @@ import {
 import type { EventResult, ExactlyOnceProcessor } from "../_shared/core/exactly_once.ts";
 import { timingSafeEqualBytes } from "../_shared/core/hmac.ts";
 import {
+  BODY_PATH,
   HttpError,
   InvalidPayloadError,
   jsonResponse,
@@ -50,6 +51,7 @@ import {
 import { PostgresMessageRepository } from "../_shared/messages/postgres_repository.ts";
 import type { MessageRepository } from "../_shared/messages/repository.ts";
 import { SupabaseRpcMessageRepository } from "../_shared/messages/supabase_rpc_repository.ts";
+import { ORDERING_HORIZON_MS } from "../_shared/whatsapp/event_time.ts";
 
 export { type FetchHandler };
 
@@ -212,7 +214,9 @@ export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
       throw new HttpError(403, "forbidden", "hub.mode must be subscribe");
     }
     if (!params.get("hub.challenge")) {
-      throw new HttpError(400, "missing_challenge", "hub.challenge is required");
+      throw new HttpError(400, "missing_challenge", "hub.challenge is required", {
+        details: [{ path: "hub.challenge", message: "required" }],
+      });
     }
     // Meta's subscription handshake: echo the challenge when the verify token matches.
     const expected = deps.settings.metaVerifyToken;
@@ -281,6 +285,7 @@ function readForm(body: Uint8Array): DeliveryInput {
   } catch (error) {
     throw new HttpError(400, "malformed_form", "request body is not a valid UTF-8 form", {
       cause: error,
+      details: [{ path: BODY_PATH, message: "not a valid UTF-8 form" }],
     });
   }
 }
@@ -322,6 +327,7 @@ export function createMessageWebhookFromConfig(
     repository,
     claimOf: messageClaim,
     copyWindowMs: MESSAGE_COPY_WINDOW_MS,
+    horizonMs: ORDERING_HORIZON_MS,
     logger,
     idempotencyConfig,
     secretNames:

@@ -15,10 +15,12 @@ import { z } from "zod";
 import {
   HttpError,
   jsonResponse,
+  MalformedJsonError,
   MethodNotAllowedError,
   readBodyLimited,
 } from "../_shared/core/http.ts";
-import { storableJson, storableText } from "../_shared/core/payload.ts";
+import { zodIssues } from "../_shared/core/payload.ts";
+import { cleanJson, cleanParam, cleanText } from "../_shared/core/sanitize.ts";
 import { toErrorResponse } from "../_shared/core/error_response.ts";
 import { parseIdempotencyConfig } from "../_shared/core/idempotency/config.ts";
 import {
@@ -29,7 +31,11 @@ import {
 import { createLogger, type Logger } from "../_shared/core/log.ts";
 import { type Caller, verifyCaller } from "../_shared/core/jwt.ts";
 import { parseSendBatchConfig, type SendBatchConfig } from "../_shared/send_batch/config.ts";
-import { type BatchMessage, MessageInputSchema } from "../_shared/send_batch/message.ts";
+import {
+  type BatchMessage,
+  MessageInputSchema,
+  TemplateMessageSchema,
+} from "../_shared/send_batch/message.ts";
 import { createProvider } from "../_shared/send_batch/providers/registry.ts";
 import type { SendProvider } from "../_shared/send_batch/providers/provider.ts";
 import {
@@ -87,8 +93,17 @@ const CreateSchema = z.object({
 
 const RetrySchema = z.object({ unknown: z.array(z.string().regex(UUID)).max(10_000).default([]) });
 
+/** The issues of a refusal, each with its path (`(root)` for the body as a whole). */
 function issuesOf(error: z.ZodError) {
-  return error.issues.map((issue) => ({ path: issue.path.join("."), message: issue.message }));
+  return zodIssues(error.issues);
+}
+
+/** A CSV upload's message comes from the query: its issues name the query parameters. */
+function queryIssuesOf(error: z.ZodError, template: boolean) {
+  return zodIssues(error.issues).map(({ path, message }) => ({
+    path: !template ? "message" : path.includes("language") ? "language" : "template",
+    message,
+  }));
 }
 
 async function readJson(request: Request): Promise<unknown> {
@@ -96,9 +111,9 @@ async function readJson(request: Request): Promise<unknown> {
   if (body.byteLength === 0) return {};
   try {
     // NULs and lone surrogates cannot be stored: cleaned here, once, for every field.
-    return storableJson(JSON.parse(new TextDecoder().decode(body)));
+    return cleanJson(JSON.parse(new TextDecoder().decode(body)));
   } catch (cause) {
-    throw new HttpError(400, "malformed_json", "request body is not valid JSON", { cause });
+    throw new MalformedJsonError(cause);
   }
 }
 
@@ -115,24 +130,25 @@ async function readCreate(
 ): Promise<{ message: BatchMessage; recipients: RecipientList; owner?: string }> {
   const type = (request.headers.get("content-type") ?? "").toLowerCase();
   if (type.startsWith("text/csv") || type.startsWith("application/csv")) {
-    const template = url.searchParams.get("template");
-    const messageInput = template
-      ? { template: { name: template, language: url.searchParams.get("language") ?? "en" } }
-      : storableText(url.searchParams.get("message") ?? "");
-    const message = MessageInputSchema.safeParse(messageInput);
+    // Query parameters and CSV cells are cleaned like JSON fields: one sanitiser for all.
+    const query = url.searchParams;
+    const template = cleanParam(query, "template");
+    const message = template
+      ? TemplateMessageSchema.safeParse({
+        template: { name: template, language: cleanParam(query, "language") ?? "en" },
+      })
+      : MessageInputSchema.safeParse(cleanParam(query, "message") ?? "");
     if (!message.success) {
       throw new HttpError(
         400,
         "invalid_message",
         "give the message as ?message=<text> or ?template=<name>&language=<code>",
-        {
-          details: issuesOf(message.error),
-        },
+        { details: queryIssuesOf(message.error, Boolean(template)) },
       );
     }
     const body = await readBodyLimited(request, MAX_UPLOAD_BYTES);
-    const recipients = readRecipientsCsv(storableText(new TextDecoder().decode(body)));
-    return { message: message.data, recipients, owner: url.searchParams.get("owner") ?? undefined };
+    const recipients = readRecipientsCsv(cleanText(new TextDecoder().decode(body)));
+    return { message: message.data, recipients, owner: cleanParam(query, "owner") ?? undefined };
   }
   const parsed = CreateSchema.safeParse(await readJson(request));
   if (!parsed.success) {
@@ -161,6 +177,7 @@ export function createSendBatchHandler(deps: SendBatchDeps): {
         400,
         "unsupported_message",
         `provider ${deps.provider.name} sends text only`,
+        { details: [{ path: "message.template", message: "templates are not supported" }] },
       );
     }
     const owner = caller.kind === "user" ? caller.userId : input.owner;
@@ -169,6 +186,7 @@ export function createSendBatchHandler(deps: SendBatchDeps): {
         400,
         "owner_required",
         "the service role must name the batch's owner (owner)",
+        { details: [{ path: "owner", message: "a user id (UUID) is required" }] },
       );
     }
     if (input.recipients.accepted.length === 0) {

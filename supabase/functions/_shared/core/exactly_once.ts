@@ -2,6 +2,9 @@
  * The claim → apply → release/confirm lifecycle that gives each real event exactly one effect,
  * for any kind of event with a key and a time (group memberships, messages, statuses).
  *
+ * 0. An event older than the ordering horizon is `stale` before any tier: it takes no claim, in
+ *    memory or Redis, and never reaches the database, so a captured old delivery replayed later
+ *    changes nothing.
  * 1. Copies held by the per-instance memory tier (inside this webhook or not) are duplicates.
  * 2. The shared tier (Upstash Redis) is asked next, in one round trip for the whole webhook. Only
  *    a claim confirmed after the database had the event, of which this delivery is a copy, counts
@@ -59,8 +62,8 @@ export type ClaimOf<E> = (event: E) => ClaimRequest;
 export interface EventResult<E, R extends AppliedEvent = AppliedEvent> {
   event: E;
   outcome: EventOutcome;
-  /** The tier that decided: `memory`, `redis` or `database`. */
-  decidedBy: "memory" | "redis" | "database";
+  /** The tier that decided: `memory`, `redis` or `database`; `horizon` for a too old event. */
+  decidedBy: "horizon" | "memory" | "redis" | "database";
   /** The repository's full result, when the database decided. */
   applied?: R;
 }
@@ -85,6 +88,8 @@ export interface ExactlyOnceOptions<E, R extends AppliedEvent> {
   claimOf: ClaimOf<E>;
   /** After a shared-tier failure, skip the tier for this long (0: ask it every time). */
   sharedCooldownMs: number;
+  /** The ordering horizon: events older than this (by claim time) are `stale`; default none. */
+  horizonMs?: number;
   logger: Logger;
   now?: () => number;
 }
@@ -111,12 +116,15 @@ export class ExactlyOnceProcessor<E, R extends AppliedEvent = AppliedEvent> {
     const { memory, shared, repository } = this.#o;
     const results = new Array<EventResult<E, R> | undefined>(events.length);
     const claims = events.map(this.#o.claimOf);
+    const oldest = this.#now() - (this.#o.horizonMs ?? Number.POSITIVE_INFINITY);
 
     // 1. The per-instance memory tier. It also answers for copies inside this webhook.
     let pending: number[] = [];
     for (let i = 0; i < events.length; i++) {
       const { key, at, subject, action } = claims[i];
-      if (memory.claimOne(key, at, subject, action)) pending.push(i);
+      // 0. Beyond the ordering horizon: stale, before any tier (no claim, no write).
+      if (at < oldest) results[i] = { event: events[i], outcome: "stale", decidedBy: "horizon" };
+      else if (memory.claimOne(key, at, subject, action)) pending.push(i);
       else results[i] = { event: events[i], outcome: "duplicate", decidedBy: "memory" };
     }
 

@@ -2,6 +2,7 @@
  * HTTP helpers shared by the webhook functions: JSON responses, bounded body reading and the
  * errors that map to 4xx/503 statuses.
  */
+import { cleanParam } from "./sanitize.ts";
 
 /** An error that becomes an HTTP response with its own status and JSON body. */
 export class HttpError extends Error {
@@ -42,10 +43,16 @@ export class MethodNotAllowedError extends HttpError {
   }
 }
 
+/** The path a refusal names when the request body as a whole is unreadable. */
+export const BODY_PATH = "(body)";
+
 /** 400: the body is not JSON. */
 export class MalformedJsonError extends HttpError {
   constructor(cause: unknown) {
-    super(400, "malformed_json", "request body is not valid JSON", { cause });
+    super(400, "malformed_json", "request body is not valid JSON", {
+      cause,
+      details: [{ path: BODY_PATH, message: "not valid UTF-8 JSON" }],
+    });
     this.name = "MalformedJsonError";
   }
 }
@@ -72,12 +79,18 @@ export function urlPath(url: string): string {
   return end === -1 ? url.slice(start) : url.slice(start, end);
 }
 
-/** One query parameter of a URL string, or null; only a URL with a query is parsed. */
+/**
+ * One query parameter of a URL string, cleaned by the shared sanitiser, or null; only a URL with
+ * a query is parsed.
+ */
 export function queryParam(url: string, name: string): string | null {
   const start = url.indexOf("?");
   if (start === -1) return null;
   const hash = url.indexOf("#", start);
-  return new URLSearchParams(url.slice(start + 1, hash === -1 ? undefined : hash)).get(name);
+  return cleanParam(
+    new URLSearchParams(url.slice(start + 1, hash === -1 ? undefined : hash)),
+    name,
+  );
 }
 
 /** Builds a JSON response. */

@@ -35,25 +35,3 @@ export function parseWith<T>(schema: z.ZodType<T>, json: unknown): T {
   if (!parsed.success) throw new PayloadFormatError(zodIssues(parsed.error.issues));
   return parsed.data;
 }
-
-/**
- * Text PostgreSQL can store: NUL characters removed and lone surrogates replaced, so that a
- * sender's odd character never turns a stored message into a database error (and a 503 retried
- * for days).
- */
-export function storableText(value: string): string {
-  const clean = value.includes("\u0000") ? value.replaceAll("\u0000", "") : value;
-  return clean.isWellFormed() ? clean : clean.toWellFormed();
-}
-
-/** {@link storableText} applied to every string inside a JSON value. */
-export function storableJson<T>(value: T): T {
-  if (typeof value === "string") return storableText(value) as T;
-  if (Array.isArray(value)) return value.map(storableJson) as T;
-  if (isObject(value)) {
-    const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) out[storableText(key)] = storableJson(item);
-    return out as T;
-  }
-  return value;
-}

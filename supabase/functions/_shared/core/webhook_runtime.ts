@@ -35,6 +35,8 @@ export interface WebhookRuntimeOptions<E, R extends AppliedEvent> {
   claimOf: ClaimOf<E>;
   /** The copy window of the function's keys (infinite when a key names one event for ever). */
   copyWindowMs: number;
+  /** The ordering horizon: older events are `stale` before any tier (default: none). */
+  horizonMs?: number;
   logger: Logger;
   /** Undefined: the Idempotency-Key layer is off. */
   idempotencyConfig?: IdempotencyConfig;
@@ -66,6 +68,7 @@ export function createWebhookRuntime<E, R extends AppliedEvent>(
     repository,
     claimOf: options.claimOf,
     sharedCooldownMs: config.redis?.cooldownMs ?? 0,
+    horizonMs: options.horizonMs,
     logger,
   });
   const idempotency = options.idempotencyConfig &&

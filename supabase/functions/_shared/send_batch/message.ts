@@ -21,6 +21,11 @@ const TemplateSchema = z.object({
   components: z.array(z.record(z.string(), z.unknown())).max(20).default([]),
 });
 
+/** A template message: `{ template: { name, language, components? } }`. */
+export const TemplateMessageSchema = z.object({ template: TemplateSchema }).transform((
+  m,
+): BatchMessage => ({ type: "template", template: m.template }));
+
 /** What the create endpoint accepts as `message`: a string, `{ text }` or `{ template }`. */
 export const MessageInputSchema = z.union([
   z.string().trim().min(1).max(4096).transform((text): BatchMessage => ({ type: "text", text })),
@@ -28,10 +33,7 @@ export const MessageInputSchema = z.union([
     type: "text",
     text: m.text,
   })),
-  z.object({ template: TemplateSchema }).transform((m): BatchMessage => ({
-    type: "template",
-    template: m.template,
-  })),
+  TemplateMessageSchema,
 ]);
 
 /** The fields a placeholder may name. */

@@ -4,7 +4,7 @@
  */
 import { parse as parseCsv } from "csv-parse/sync";
 import { z } from "zod";
-import { HttpError } from "../core/http.ts";
+import { BODY_PATH, HttpError } from "../core/http.ts";
 import { normalizePhone } from "../whatsapp/identity.ts";
 import { MAX_RECIPIENTS } from "./config.ts";
 
@@ -20,6 +20,8 @@ export interface RecipientRow {
 /** A row that was not accepted. */
 export interface RejectedRow {
   row: number;
+  /** Where the bad value sits: `recipients.<index>.phone` (JSON) or `rows.<row>.phone` (CSV). */
+  path: string;
   value: string;
   reason: string;
 }
@@ -31,13 +33,24 @@ export interface RecipientList {
   rejected: RejectedRow[];
 }
 
-/** 400: the upload has no rows, too many rows, or no phone column. */
+/** 400: the upload has no rows, too many rows, or no phone column; `path` names where. */
 export class InvalidRecipientListError extends HttpError {
-  constructor(code: string, message: string, details?: unknown) {
-    super(400, code, message, { details });
+  constructor(code: string, message: string, path: string) {
+    super(400, code, message, { details: [{ path, message }] });
     this.name = "InvalidRecipientListError";
   }
 }
+
+/** Where an upload's rows sit, for the paths of refusals and rejected rows. */
+interface RowPaths {
+  /** The list as a whole. */
+  list: string;
+  /** One row, by its 0-based index. */
+  row(index: number): string;
+}
+
+const JSON_ROWS: RowPaths = { list: "recipients", row: (index) => `recipients.${index}` };
+const CSV_ROWS: RowPaths = { list: BODY_PATH, row: (index) => `rows.${index + 1}` };
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]).transform(String);
 
@@ -50,19 +63,23 @@ export const RecipientInputSchema = z.object({
 
 type RawRecipient = { phone: unknown; name?: unknown; variables?: unknown };
 
-function tooMany(count: number): never {
+function tooMany(count: number, path: string): never {
   throw new InvalidRecipientListError(
     "too_many_recipients",
     `a batch has at most ${MAX_RECIPIENTS} recipients; the upload has ${count} rows`,
+    path,
   );
 }
 
-/** Normalises raw rows (from JSON or CSV) into a {@link RecipientList}. */
-export function readRecipients(rows: readonly RawRecipient[]): RecipientList {
+/** Normalises raw rows (from JSON, or CSV with its paths) into a {@link RecipientList}. */
+export function readRecipients(
+  rows: readonly RawRecipient[],
+  paths: RowPaths = JSON_ROWS,
+): RecipientList {
   if (rows.length === 0) {
-    throw new InvalidRecipientListError("no_recipients", "no recipients given");
+    throw new InvalidRecipientListError("no_recipients", "no recipients given", paths.list);
   }
-  if (rows.length > MAX_RECIPIENTS) tooMany(rows.length);
+  if (rows.length > MAX_RECIPIENTS) tooMany(rows.length, paths.list);
   const accepted: RecipientRow[] = [];
   const rejected: RejectedRow[] = [];
   const seen = new Set<string>();
@@ -72,14 +89,25 @@ export function readRecipients(rows: readonly RawRecipient[]): RecipientList {
     const parsed = RecipientInputSchema.safeParse(raw);
     if (!parsed.success) {
       const value = typeof raw?.phone === "string" ? raw.phone : JSON.stringify(raw?.phone ?? null);
-      rejected.push({ row, value, reason: parsed.error.issues[0]?.message ?? "invalid recipient" });
+      const issue = parsed.error.issues[0];
+      rejected.push({
+        row,
+        path: [paths.row(index), ...(issue?.path ?? []).map(String)].join("."),
+        value,
+        reason: issue?.message ?? "invalid recipient",
+      });
       return;
     }
     let phone: string;
     try {
       phone = normalizePhone(parsed.data.phone);
     } catch (error) {
-      rejected.push({ row, value: parsed.data.phone, reason: (error as Error).message });
+      rejected.push({
+        row,
+        path: `${paths.row(index)}.phone`,
+        value: parsed.data.phone,
+        reason: (error as Error).message,
+      });
       return;
     }
     if (seen.has(phone)) {
@@ -119,7 +147,7 @@ function delimiterOf(text: string): string {
  */
 export function readRecipientsCsv(text: string): RecipientList {
   if (text.trim() === "") {
-    throw new InvalidRecipientListError("empty_file", "the CSV file is empty");
+    throw new InvalidRecipientListError("empty_file", "the CSV file is empty", BODY_PATH);
   }
   let records: string[][];
   try {
@@ -134,6 +162,7 @@ export function readRecipientsCsv(text: string): RecipientList {
     throw new InvalidRecipientListError(
       "malformed_csv",
       `the CSV file cannot be read: ${(error as Error).message.split("\n")[0]}`,
+      BODY_PATH,
     );
   }
   const [header, ...data] = records;
@@ -142,28 +171,33 @@ export function readRecipientsCsv(text: string): RecipientList {
   if (phoneColumn === -1) {
     throw new InvalidRecipientListError(
       "missing_phone_column",
-      "the header row has no phone column",
-      {
-        columns,
-      },
+      `the header row has no phone column (columns: ${columns.join(", ").slice(0, 200)})`,
+      "header",
     );
   }
   if (data.length === 0) {
-    throw new InvalidRecipientListError("no_recipients", "the CSV file has a header but no rows");
+    throw new InvalidRecipientListError(
+      "no_recipients",
+      "the CSV file has a header but no rows",
+      BODY_PATH,
+    );
   }
-  if (data.length > MAX_RECIPIENTS) tooMany(data.length);
+  if (data.length > MAX_RECIPIENTS) tooMany(data.length, BODY_PATH);
   const nameColumn = columns.findIndex((name) => name.toLowerCase() === "name");
-  return readRecipients(data.map((record) => {
-    const variables: Record<string, string> = {};
-    columns.forEach((column, i) => {
-      if (i !== phoneColumn && column !== "" && record[i] !== undefined) {
-        variables[column] = record[i];
-      }
-    });
-    return {
-      phone: record[phoneColumn] ?? "",
-      name: nameColumn === -1 ? undefined : record[nameColumn] || undefined,
-      variables,
-    };
-  }));
+  return readRecipients(
+    data.map((record) => {
+      const variables: Record<string, string> = {};
+      columns.forEach((column, i) => {
+        if (i !== phoneColumn && column !== "" && record[i] !== undefined) {
+          variables[column] = record[i];
+        }
+      });
+      return {
+        phone: record[phoneColumn] ?? "",
+        name: nameColumn === -1 ? undefined : record[nameColumn] || undefined,
+        variables,
+      };
+    }),
+    CSV_ROWS,
+  );
 }

@@ -1,11 +1,20 @@
 /**
- * The event time of a delivery: the source timestamp when it is plausible, else the receive time.
+ * The event time of a delivery and the ordering horizon.
+ *
+ * A source timestamp is the event's own time and is kept however old it is: replacing an old time
+ * by the receive time would turn a captured delivery, replayed later, into a new event. Only a time
+ * ahead of the receive time is changed (capped at it). An event older than
+ * {@link ORDERING_HORIZON_MS} is beyond the horizon: the exactly-once lifecycle answers it `stale`
+ * before any tier, so it takes no claim and is never applied.
  */
 
 /** How far in the future a source timestamp may be (clock skew) before it is ignored. */
 export const MAX_FUTURE_SKEW_MS = 5 * 60 * 1000;
-/** How old a source timestamp may be (retries go on for days) before it is ignored. */
-export const MAX_EVENT_AGE_MS = 30 * 24 * 60 * 60 * 1000;
+/**
+ * The ordering horizon: how old an event may be and still be ordered against the state it would
+ * change (gateways retry for days, Meta for up to 7). Older events are `stale`, never applied.
+ */
+export const ORDERING_HORIZON_MS = 30 * 24 * 60 * 60 * 1000;
 
 const NUMERIC = /^[0-9]{1,16}(\.[0-9]+)?$/;
 const ISO_DATE_TIME =
@@ -46,10 +55,11 @@ export function parseTimestamp(raw: string | number): number {
 }
 
 /**
- * Picks the event time: the parsed source timestamp when it lies within
- * [receivedAt − {@link MAX_EVENT_AGE_MS}, receivedAt + {@link MAX_FUTURE_SKEW_MS}], else receivedAt.
- * A source time ahead of the receive time is capped at it: an event cannot happen after its
- * delivery arrived, and a sender whose clock runs ahead must not make later real events look old.
+ * Picks the event time: the parsed source timestamp, however old (an old event stays old; one
+ * beyond {@link ORDERING_HORIZON_MS} is answered `stale`), capped at the receive time: an event
+ * cannot happen after its delivery arrived, and a sender whose clock runs ahead must not make
+ * later real events look old. A time more than {@link MAX_FUTURE_SKEW_MS} ahead is the
+ * sender's broken clock, and the receive time is used.
  */
 export function resolveEventTime(
   raw: string | number | undefined,
@@ -57,8 +67,7 @@ export function resolveEventTime(
 ): { at: number; source: EventTimeSource } {
   if (raw === undefined) return { at: receivedAt, source: "received" };
   const at = parseTimestamp(raw);
-  const plausible = at >= receivedAt - MAX_EVENT_AGE_MS && at <= receivedAt + MAX_FUTURE_SKEW_MS;
-  return plausible
+  return at <= receivedAt + MAX_FUTURE_SKEW_MS
     ? { at: Math.min(at, receivedAt), source: "payload" }
     : { at: receivedAt, source: "received" };
 }

@@ -11,6 +11,7 @@ export class InvalidIdempotencyKeyError extends HttpError {
       400,
       "invalid_idempotency_key",
       `${header} ${reason}: use 1-255 characters of A-Z a-z 0-9 . _ : - (a UUID is recommended)`,
+      { details: [{ path: header, message: reason }] },
     );
     this.name = "InvalidIdempotencyKeyError";
   }

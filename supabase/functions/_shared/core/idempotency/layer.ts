@@ -13,6 +13,7 @@
  */
 import { errorResponse, HttpError } from "../http.ts";
 import type { Logger } from "../log.ts";
+import { cleanText } from "../sanitize.ts";
 import { waitUntil } from "../wait_until.ts";
 import type { IdempotencyConfig } from "./config.ts";
 import {
@@ -368,9 +369,10 @@ function replay(stored: StoredResponse): Response {
   return new Response(stored.body.slice(), { status: stored.status, headers });
 }
 
+/** The client address the platform's proxy saw: the one header this layer stores. */
 function sourceIpOf(request: Request): string | undefined {
-  const forwarded = request.headers.get("x-forwarded-for");
-  return forwarded?.split(",")[0]?.trim().slice(0, 64) || undefined;
+  const first = request.headers.get("x-forwarded-for")?.split(",")[0].trim();
+  return first ? cleanText(first, 64) || undefined : undefined;
 }
 
 function causeOf(error: unknown): string {

@@ -103,8 +103,9 @@ export const baileysFormat: WebhookFormat = {
     ) {
       return true;
     }
+    // `participants` is checked by the parser, so that a wrong one is a 400 naming it.
     return typeof json.id === "string" && json.id.includes("@g.us") &&
-      Array.isArray(json.participants) && typeof json.action === "string";
+      "participants" in json && typeof json.action === "string";
   },
   parse(json) {
     if (isObject(json) && "event" in json) {

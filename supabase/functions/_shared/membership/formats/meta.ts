@@ -59,8 +59,8 @@ const PHONE_LIKE = /^\+?[0-9][0-9\s().-]{4,30}$/;
 export const metaFormat: WebhookFormat = {
   name: "meta",
   detect(json) {
-    return isObject(json) && json.object === "whatsapp_business_account" &&
-      Array.isArray(json.entry);
+    // `entry` is checked by the parser, so that a wrong one is a 400 naming it.
+    return isObject(json) && json.object === "whatsapp_business_account";
   },
   parse(json): ParsedDelivery {
     const webhook = parseWith(WebhookSchema, json);

@@ -46,8 +46,9 @@ const ACTIONS: Record<string, MembershipAction | undefined> = {
 
 const EVENTS = new Set(["group_join", "group_leave", "group_admin_changed"]);
 
+/** `recipientIds` is checked by the parser, so that a wrong one is a 400 naming it. */
 function looksLikeNotification(value: unknown): boolean {
-  return isObject(value) && typeof value.chatId === "string" && Array.isArray(value.recipientIds);
+  return isObject(value) && typeof value.chatId === "string" && "recipientIds" in value;
 }
 
 /** Turns a validated notification into changes; `prefix` is its path in the payload. */

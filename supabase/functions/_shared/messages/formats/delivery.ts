@@ -5,7 +5,7 @@
  */
 import type { MessageEvent } from "../event.ts";
 import { NotAConversationError } from "../normalize.ts";
-import { storableText } from "../../core/payload.ts";
+import { cleanText } from "../../core/sanitize.ts";
 import { resolveEventTime } from "../../whatsapp/event_time.ts";
 
 /** The request as a format sees it: the JSON body, or the form fields of a form post. */
@@ -58,16 +58,22 @@ export class IgnoredItem extends Error {
   }
 }
 
-/** Text of a field, or undefined when it is not a non-empty string (or a number). */
+/**
+ * Text of a field, cleaned for storage (the shared sanitiser), or undefined when it is not a
+ * non-empty string (or a number).
+ */
 export function text(value: unknown, max = 65_536): string | undefined {
   if (typeof value === "number" && Number.isFinite(value)) return String(value);
   if (typeof value !== "string") return undefined;
-  const clean = storableText(value);
-  if (clean.trim() === "") return undefined;
-  return clean.length > max ? clean.slice(0, max).toWellFormed() : clean;
+  const clean = cleanText(value, max);
+  return clean.trim() === "" ? undefined : clean;
 }
 
-/** The event time of a timestamp field; an unusable one falls back to the receive time. */
+/**
+ * The event time of a timestamp field: its own time however old (the lifecycle answers one beyond
+ * the ordering horizon `stale`), capped at the receive time; an unusable one falls back to the
+ * receive time (a message is stored once whatever its time, and statuses are ordered by rank).
+ */
 export function eventTime(raw: unknown, receivedAt: number): number {
   try {
     return resolveEventTime(text(raw, 64), receivedAt).at;

@@ -131,6 +131,23 @@ function statusItem(account: string, raw: unknown, path: string, receivedAt: num
   });
 }
 
+/**
+ * The list `value[name]` (at most 1000 entries): empty when absent, and a rejected item naming
+ * its path when it is there but not a list.
+ */
+function listAt(
+  value: Record<string, unknown>,
+  name: "messages" | "statuses",
+  base: string,
+  items: ItemResult[],
+): unknown[] {
+  const list = value[name];
+  if (list == null) return [];
+  if (Array.isArray(list)) return list.slice(0, 1000);
+  items.push({ ok: false, path: `${base}.${name}`, reason: `${name} must be a list` });
+  return [];
+}
+
 /** Cloud API webhooks with `field: "messages"`; other fields are acknowledged and ignored. */
 export const metaFormat: MessageFormat = {
   name: "meta",
@@ -143,9 +160,14 @@ export const metaFormat: MessageFormat = {
     const items: ItemResult[] = [];
     webhook.entry.forEach((entry, e) => {
       entry.changes.forEach((change, c) => {
-        if (change.field !== "messages" || !isObject(change.value)) return;
-        const value = change.value;
+        // A change of another field, or without a value, carries nothing this function uses.
+        if (change.field !== "messages" || change.value == null) return;
         const base = `entry.${e}.changes.${c}.value`;
+        const value = change.value;
+        if (!isObject(value)) {
+          items.push({ ok: false, path: base, reason: "value must be an object" });
+          return;
+        }
         const metadata = isObject(value.metadata) ? value.metadata : {};
         let account: string;
         try {
@@ -155,8 +177,8 @@ export const metaFormat: MessageFormat = {
           items.push({ ok: false, path: `${base}.metadata.phone_number_id`, reason });
           return;
         }
-        const messages = Array.isArray(value.messages) ? value.messages.slice(0, 1000) : [];
-        const statuses = Array.isArray(value.statuses) ? value.statuses.slice(0, 1000) : [];
+        const messages = listAt(value, "messages", base, items);
+        const statuses = listAt(value, "statuses", base, items);
         messages.forEach((m, i) =>
           items.push(messageItem(account, m, `${base}.messages.${i}`, receivedAt))
         );
