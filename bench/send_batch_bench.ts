@@ -5,9 +5,11 @@
  *   deno run -A bench/send_batch_bench.ts --quick
  *
  * Rows: recipients/s at a high configured rate and the database round trips per recipient (the
- * function's own cost); the share of 80/s sustained (from the provider's call times); and the
- * kill-and-resume fault (a runner process killed mid-drain, the drain schedule resumes): double
- * sends and skipped recipients, both must be 0.
+ * function's own cost); the share of 80/s sustained (from the provider's call times); Upstash
+ * down with 3 instances sending at once: the busiest second's share of 80/s (the database
+ * fallback must keep it ≤ 100 %; each instance on its own pace, as before the fallback, beside
+ * it); and the kill-and-resume fault (a runner process killed mid-drain, the drain schedule
+ * resumes): double sends and skipped recipients, both must be 0.
  */
 import postgres from "postgres";
 import { applyMigrations } from "../scripts/lib/migrate.ts";
@@ -15,6 +17,7 @@ import { freePort } from "../scripts/lib/ports.ts";
 import { startPostgres } from "../scripts/lib/postgres_server.ts";
 import { silentLogger } from "../supabase/functions/_shared/core/log.ts";
 import { parseSendBatchConfig } from "../supabase/functions/_shared/send_batch/config.ts";
+import { PacingRateLimiter } from "../supabase/functions/_shared/send_batch/rate_limiter.ts";
 import {
   createSendBatchHandler,
   depsFromConfig,
@@ -26,14 +29,23 @@ import { startPgCountingProxy } from "./lib/pg_counting_proxy.ts";
 
 /** One row of the send benchmark. */
 export interface SendBenchRow {
-  id: "send:high-rate" | "send:80-per-second" | "send:kill-resume";
+  id:
+    | "send:high-rate"
+    | "send:80-per-second"
+    | "send:upstash-down"
+    | "send:upstash-down-per-instance"
+    | "send:kill-resume";
   recipients: number;
   /** Recipients finished per second of the run. */
   recipientsPerSecond: number;
-  /** Database round trips per recipient (high-rate row). */
+  /** Database round trips per recipient (high-rate and Upstash-down rows). */
   dbRoundTripsPerRecipient?: number;
-  /** Provider calls per second over the limit (80/s row); target ≥ 0.95. */
+  /** Provider calls per second over the limit (80/s and Upstash-down rows); target ≥ 0.95. */
   shareOfLimit?: number;
+  /** Most provider calls in any one second over the limit (Upstash-down rows); target ≤ 1. */
+  busiestSecondShare?: number;
+  /** Drain instances sending at once (Upstash-down rows). */
+  instances?: number;
   /** Recipients called more than once; must be 0. */
   doubleSends: number;
   /** Recipients neither sent nor listed unknown at the end; must be 0. */
@@ -155,6 +167,97 @@ async function inProcessRow(
   }
 }
 
+/** The most calls in any one-second window. */
+function busiestSecond(times: number[]): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  let most = 0;
+  for (let i = 0, j = 0; i < sorted.length; i++) {
+    while (sorted[i] - sorted[j] >= 1000) j++;
+    most = Math.max(most, i - j + 1);
+  }
+  return most;
+}
+
+/**
+ * Upstash down: `instances` in-process handlers (each its own limiter and pool), each sending its
+ * own batch at the same time with UPSTASH_REDIS_REST_URL pointing where nothing listens. With
+ * `perInstancePace` every instance keeps to its own pace only (what an Upstash failure fell back
+ * to before the database fallback).
+ */
+async function upstashDownRow(
+  databaseUrl: string,
+  count: number,
+  instances: number,
+  perInstancePace: boolean,
+): Promise<SendBenchRow> {
+  const rate = 80;
+  const fake = FakeWhatsAppProvider.start();
+  const target = new URL(databaseUrl);
+  const proxy = startPgCountingProxy(Number(target.port));
+  const config = parseSendBatchConfig({
+    SUPABASE_DB_URL: proxy.urlFor(databaseUrl),
+    SEND_RATE_PER_SECOND: String(rate),
+    SEND_TIME_BUDGET_MS: "600000",
+    UPSTASH_REDIS_REST_URL: `http://127.0.0.1:${freePort()}`,
+    UPSTASH_REDIS_REST_TOKEN: "unreachable",
+    SEND_RATE_LIMIT_PREFIX: `bench-upstash-down-${crypto.randomUUID()}`,
+    ...providerEnv(fake, "meta"),
+  });
+  const built = Array.from({ length: instances }, () => {
+    const deps = depsFromConfig(config);
+    deps.logger = silentLogger;
+    if (perInstancePace) deps.limiter = new PacingRateLimiter(rate);
+    return { deps, ...createSendBatchHandler(deps) };
+  });
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    const jwt = await mintJwt({ sub: crypto.randomUUID() });
+    const each = Math.ceil(count / instances);
+    const seed = Math.floor(Math.random() * 1e6);
+    const batches = await Promise.all(
+      built.map((b, i) => createBatch(b.handler, jwt, phones(each, seed + i * each))),
+    );
+    const before = proxy.stats.roundTrips;
+    const started = performance.now();
+    await Promise.all(built.map((b, i) =>
+      b.handler(
+        new Request(`http://bench/whatsapp-send-batch/${batches[i]}/send`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${jwt}` },
+        }),
+      ).then((r) => r.body?.cancel())
+    ));
+    await Promise.all(built.map((b) => b.service.idle()));
+    const seconds = (performance.now() - started) / 1000;
+    const roundTrips = proxy.stats.roundTrips - before;
+    const times = fake.calls.map((c) => c.at).sort((a, b) => a - b);
+    const callRate = times.length > 1
+      ? (times.length - 1) / ((times[times.length - 1] - times[0]) / 1000)
+      : 0;
+    const outcomes = await Promise.all(batches.map((batchId) => outcome(sql, batchId, fake)));
+    return {
+      id: perInstancePace ? "send:upstash-down-per-instance" : "send:upstash-down",
+      recipients: each * instances,
+      recipientsPerSecond: (each * instances) / seconds,
+      dbRoundTripsPerRecipient: roundTrips / (each * instances),
+      shareOfLimit: callRate / rate,
+      busiestSecondShare: busiestSecond(times) / rate,
+      instances,
+      doubleSends: outcomes[0].doubleSends,
+      skipped: outcomes.reduce((n, o) => n + o.skipped, 0),
+      unknown: outcomes.reduce((n, o) => n + o.unknown, 0),
+    };
+  } finally {
+    await sql.end();
+    for (const b of built) {
+      await b.deps.repository.close();
+      await b.deps.idempotency?.close();
+    }
+    proxy.close();
+    await fake.stop();
+  }
+}
+
 /** Kill-and-resume: two runner processes, one killed mid-drain; the schedule resumes. */
 async function killResumeRow(databaseUrl: string, count: number): Promise<SendBenchRow> {
   const fake = FakeWhatsAppProvider.start();
@@ -229,6 +332,10 @@ export async function runSendBatchBench(options: SendBenchOptions = {}): Promise
     log(format(rows[rows.length - 1]));
     rows.push(await inProcessRow(databaseUrl, "send:80-per-second", quick ? 160 : 800, 80));
     log(format(rows[rows.length - 1]));
+    rows.push(await upstashDownRow(databaseUrl, quick ? 240 : 1200, 3, false));
+    log(format(rows[rows.length - 1]));
+    rows.push(await upstashDownRow(databaseUrl, quick ? 240 : 1200, 3, true));
+    log(format(rows[rows.length - 1]));
     rows.push(await killResumeRow(databaseUrl, quick ? 300 : 1000));
     log(format(rows[rows.length - 1]));
     return rows;
@@ -247,6 +354,12 @@ function format(row: SendBenchRow): string {
   }
   if (row.shareOfLimit !== undefined) {
     parts.push(`${(row.shareOfLimit * 100).toFixed(1)} % of the limit`);
+  }
+  if (row.busiestSecondShare !== undefined) {
+    parts.push(
+      `busiest second ${(row.busiestSecondShare * 100).toFixed(1)} % of the limit ` +
+        `(${row.instances} instances)`,
+    );
   }
   parts.push(`double sends ${row.doubleSends}`, `skipped ${row.skipped}`, `unknown ${row.unknown}`);
   return parts.join(", ");

@@ -176,6 +176,7 @@ export function formatMarkdown(result: BenchResult): string {
           "recipients/s",
           "DB round trips/recipient",
           "share of 80/s",
+          "busiest second",
           "double sends",
           "skipped",
           "unknown",
@@ -186,6 +187,9 @@ export function formatMarkdown(result: BenchResult): string {
           r.recipientsPerSecond.toFixed(1),
           r.dbRoundTripsPerRecipient?.toFixed(2) ?? "–",
           r.shareOfLimit === undefined ? "–" : `${(r.shareOfLimit * 100).toFixed(1)}%`,
+          r.busiestSecondShare === undefined
+            ? "–"
+            : `${(r.busiestSecondShare * 100).toFixed(1)}% (${r.instances} instances)`,
           String(r.doubleSends),
           String(r.skipped),
           String(r.unknown),
@@ -226,9 +230,12 @@ function sendLine(r: NonNullable<BenchResult["sendBatch"]>[number]): string {
   const share = r.shareOfLimit === undefined
     ? ""
     : `, ${(r.shareOfLimit * 100).toFixed(1)}% of 80/s`;
+  const busiest = r.busiestSecondShare === undefined
+    ? ""
+    : `, busiest second ${(r.busiestSecondShare * 100).toFixed(1)}% (${r.instances} instances)`;
   const db = r.dbRoundTripsPerRecipient === undefined
     ? ""
     : `, ${r.dbRoundTripsPerRecipient.toFixed(2)} DB round trips/recipient`;
   return `${r.id.padEnd(20)} ${r.recipients} recipients, ${r.recipientsPerSecond.toFixed(1)}/s` +
-    `${db}${share}, ${r.doubleSends} double, ${r.skipped} skipped, ${r.unknown} unknown`;
+    `${db}${share}${busiest}, ${r.doubleSends} double, ${r.skipped} skipped, ${r.unknown} unknown`;
 }

@@ -39,6 +39,7 @@ insert into public.webhook_idempotency
    now() + interval '1 day');
 insert into public.webhook_idempotency_cleanup_runs (started_at, finished_at, rows_deleted)
   values ('2000-01-01', '2000-01-01', 0);
+insert into public.whatsapp_send_rate_slots (key, next_slot_at) values ('matrix:provider', now());
 
 create temp table statements (tbl text, op text, stmt text) on commit drop;
 insert into statements values
@@ -137,7 +138,16 @@ insert into statements values
    $$update public.webhook_idempotency_cleanup_runs set rows_deleted = rows_deleted
       where started_at = '2000-01-01'$$),
   ('webhook_idempotency_cleanup_runs', 'delete',
-   $$delete from public.webhook_idempotency_cleanup_runs where started_at = '2000-01-01'$$);
+   $$delete from public.webhook_idempotency_cleanup_runs where started_at = '2000-01-01'$$),
+  ('whatsapp_send_rate_slots', 'select',
+   $$select * from public.whatsapp_send_rate_slots where key = 'matrix:provider'$$),
+  ('whatsapp_send_rate_slots', 'insert',
+   $$insert into public.whatsapp_send_rate_slots (key, next_slot_at) values ('matrix:other', now())$$),
+  ('whatsapp_send_rate_slots', 'update',
+   $$update public.whatsapp_send_rate_slots set next_slot_at = next_slot_at
+      where key = 'matrix:provider'$$),
+  ('whatsapp_send_rate_slots', 'delete',
+   $$delete from public.whatsapp_send_rate_slots where key = 'matrix:provider'$$);
 
 -- The expected matrix, in the order of the README's table: anon | owner | other | service_role.
 create temp table expected (tbl text, op text, anon text, owner text, other text, service text)
@@ -178,7 +188,11 @@ insert into expected values
   ('webhook_idempotency_cleanup_runs', 'select', 'denied', 'denied', 'denied', 'ok 1'),
   ('webhook_idempotency_cleanup_runs', 'insert', 'denied', 'denied', 'denied', 'ok 1'),
   ('webhook_idempotency_cleanup_runs', 'update', 'denied', 'denied', 'denied', 'ok 1'),
-  ('webhook_idempotency_cleanup_runs', 'delete', 'denied', 'denied', 'denied', 'ok 1');
+  ('webhook_idempotency_cleanup_runs', 'delete', 'denied', 'denied', 'denied', 'ok 1'),
+  ('whatsapp_send_rate_slots', 'select', 'denied', 'denied', 'denied', 'ok 1'),
+  ('whatsapp_send_rate_slots', 'insert', 'denied', 'denied', 'denied', 'ok 1'),
+  ('whatsapp_send_rate_slots', 'update', 'denied', 'denied', 'denied', 'ok 1'),
+  ('whatsapp_send_rate_slots', 'delete', 'denied', 'denied', 'denied', 'ok 1');
 
 -- Every table in public has a row in the matrix (a new table must be added here, with its cells).
 select is(

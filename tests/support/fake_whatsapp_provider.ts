@@ -3,12 +3,21 @@
  * (`POST /{version}/{phone-number-id}/messages`), Evolution API (`POST /message/sendText/{instance}`)
  * and WAHA (`POST /api/sendText`), with their real request and response shapes. It counts the
  * calls per recipient and answers each call as its `behave` function says: succeed, throttle
- * (429 / 130429), reject permanently (131026), accept then hang past the client's timeout, or
- * accept then drop the connection. "Down" is {@link FakeWhatsAppProvider.stop}.
+ * (429 / 130429), reject permanently (131026), fail on the server's side after taking the request
+ * (Graph 500 with code 1, Graph 503 with code 2; Evolution API and WAHA 500 / 503), accept then
+ * hang past the client's timeout, or accept then drop the connection. "Down" is
+ * {@link FakeWhatsAppProvider.stop}.
  */
 
 /** How the fake answers one call. */
-export type FakeBehaviour = "succeed" | "throttle" | "permanent" | "hang" | "drop";
+export type FakeBehaviour =
+  | "succeed"
+  | "throttle"
+  | "permanent"
+  | "server_error"
+  | "unavailable"
+  | "hang"
+  | "drop";
 
 /** One call received. */
 export interface FakeCall {
@@ -138,6 +147,30 @@ export class FakeWhatsAppProvider {
             response: { message: [{ exists: false, jid: `${to}@s.whatsapp.net`, number: to }] },
           }, { status: 400 })
           : Response.json({ statusCode: 400, message: "chat not found" }, { status: 400 });
+      case "server_error":
+        return api === "meta"
+          ? metaError(500, 1, "An unknown error has occurred.", undefined, true)
+          : api === "evolution"
+          ? Response.json({
+            status: 500,
+            error: "Internal Server Error",
+            response: { message: "Internal Server Error" },
+          }, { status: 500 })
+          : Response.json({
+            statusCode: 500,
+            timestamp: new Date().toISOString(),
+            exception: { message: "Failed to send the message", name: "Error" },
+          }, { status: 500 });
+      case "unavailable":
+        return api === "meta"
+          ? metaError(503, 2, "Service temporarily unavailable", undefined, true)
+          : api === "evolution"
+          ? Response.json({
+            status: 503,
+            error: "Service Unavailable",
+            response: { message: "Service Unavailable" },
+          }, { status: 503 })
+          : Response.json({ statusCode: 503, message: "Service Unavailable" }, { status: 503 });
       case "hang":
         await new Promise<void>((resolve) => {
           this.#hanging.add(resolve);
@@ -194,13 +227,20 @@ function success(
   }, { status: 201 });
 }
 
-function metaError(status: number, code: number, message: string, details: string): Response {
+function metaError(
+  status: number,
+  code: number,
+  message: string,
+  details: string | undefined,
+  transient = false,
+): Response {
   return Response.json({
     error: {
-      message: `(#${code}) ${message}`,
+      message: details === undefined ? message : `(#${code}) ${message}`,
       type: "OAuthException",
       code,
-      error_data: { messaging_product: "whatsapp", details },
+      ...(details === undefined ? {} : { error_data: { messaging_product: "whatsapp", details } }),
+      ...(transient ? { is_transient: true } : {}),
       fbtrace_id: "AbCdEfGh",
     },
   }, { status });

@@ -38,11 +38,8 @@ import {
 } from "../_shared/send_batch/message.ts";
 import { createProvider } from "../_shared/send_batch/providers/registry.ts";
 import type { SendProvider } from "../_shared/send_batch/providers/provider.ts";
-import {
-  PacingRateLimiter,
-  type RateLimiter,
-  UpstashRateLimiter,
-} from "../_shared/send_batch/rate_limiter.ts";
+import type { RateLimiter } from "../_shared/send_batch/rate_limiter.ts";
+import { createRateLimiter } from "../_shared/send_batch/rate_limiter_factory.ts";
 import {
   readRecipients,
   readRecipientsCsv,
@@ -335,6 +332,7 @@ export function depsFromConfig(
   env: Record<string, string | undefined> = {},
 ): SendBatchDeps {
   const logger = createLogger(config.logLevel, { fn: FUNCTION_NAME });
+  const repository = new SendBatchRepository(config.database);
   return {
     idempotency: createIdempotencyLayer(parseIdempotencyConfig(env), {
       databaseUrl: config.database.url,
@@ -345,11 +343,9 @@ export function depsFromConfig(
       keyPrefix: config.redis?.prefix,
     }),
     config,
-    repository: new SendBatchRepository(config.database),
+    repository,
     provider: createProvider(config.provider, config.providerTimeoutMs),
-    limiter: config.redis
-      ? new UpstashRateLimiter({ ...config.redis, ratePerSecond: config.ratePerSecond })
-      : new PacingRateLimiter(config.ratePerSecond),
+    limiter: createRateLimiter(config, repository),
     logger,
   };
 }

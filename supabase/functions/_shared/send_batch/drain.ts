@@ -37,6 +37,18 @@ export interface DrainReport {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Recipients claimed per statement: no more than can be in flight at once (and about one second
+ * of sending), so a claimed recipient is called promptly and a crash leaves few `unknown` rows
+ * that were never called.
+ */
+export function claimChunkSize(
+  settings: Pick<DrainSettings, "claimChunk" | "concurrency" | "ratePerSecond">,
+): number {
+  const { claimChunk, concurrency, ratePerSecond } = settings;
+  return Math.max(1, Math.min(claimChunk, concurrency, Math.ceil(ratePerSecond)));
+}
+
 /** Sends one batch's pending recipients until none are left or the deadline passes. */
 export class BatchDrain {
   readonly #repository: SendBatchRepository;
@@ -59,14 +71,9 @@ export class BatchDrain {
     this.#logger = deps.logger;
   }
 
-  /**
-   * Recipients claimed per statement: no more than can be in flight at once (and about one second
-   * of sending), so a claimed recipient is called promptly and a crash leaves few `unknown` rows
-   * that were never called.
-   */
+  /** Recipients claimed per statement ({@link claimChunkSize}). */
   get chunkSize(): number {
-    const { claimChunk, concurrency, ratePerSecond } = this.#settings;
-    return Math.max(1, Math.min(claimChunk, concurrency, Math.ceil(ratePerSecond)));
+    return claimChunkSize(this.#settings);
   }
 
   /**
@@ -93,6 +100,7 @@ export class BatchDrain {
       report.more = claimed.length > 0;
       return report;
     }
+    if (claimed.length > 0) this.#limiter.expect(claimed.length);
     const queue: { recipient: ClaimedRecipient; claimedAt: number }[] = claimed.map((
       recipient,
     ) => ({
@@ -112,6 +120,7 @@ export class BatchDrain {
           this.#settings.leaseMs,
         );
         if (rows.length > 0) {
+          this.#limiter.expect(rows.length);
           const now = Date.now();
           for (const recipient of rows) queue.push({ recipient, claimedAt: now });
           return;
@@ -151,7 +160,13 @@ export class BatchDrain {
         if (!item) return;
         inFlight++;
         try {
-          await this.#limiter.acquire();
+          try {
+            await this.#limiter.acquire();
+          } catch (error) {
+            // No slot (the rate's store is down): nothing was sent; back to pending, drain ends.
+            await this.#repository.recordBackoff(item.recipient, null, 0).catch(() => {});
+            throw error;
+          }
           // Out of time, or queued so long that the lease could lapse during the call: give it back.
           const late = Date.now() - item.claimedAt >
             (this.#settings.leaseMs - this.#settings.providerTimeoutMs) / 2;

@@ -23,10 +23,15 @@ export interface MetaCloudOptions {
   timeoutMs: number;
 }
 
-/** Cloud API error codes that mean "too fast, nothing sent". */
+/** Cloud API error codes that mean "too fast, nothing sent": back off, whatever the status. */
 const THROTTLED = new Set(["4", "80007", "130429", "131048", "131056"]);
-/** Cloud API error codes worth trying again later (temporary on Meta's side). */
-const RETRYABLE = new Set(["1", "2", "131000", "131016", "133004"]);
+/**
+ * Cloud API error codes of temporary trouble on Meta's side (1 API Unknown, "invalid request or
+ * possible server error"; 2 API Service, downtime or overload; 131000 something went wrong;
+ * 131016 service unavailable; 133004 server temporarily unavailable). With a 4xx the request was
+ * refused, so trying again later is safe; with a 5xx the message may have gone out (`unknown`).
+ */
+const TEMPORARY = new Set(["1", "2", "131000", "131016", "133004"]);
 
 type CloudError = {
   error?: { code?: number; message?: string; error_data?: { details?: string } };
@@ -84,14 +89,15 @@ export class MetaCloudProvider implements SendProvider {
     if (THROTTLED.has(code)) {
       return { kind: "throttled", code, retryAfterMs: result.retryAfterMs };
     }
-    if (result.status >= 500 && !RETRYABLE.has(code)) {
+    // A 5xx never proves that nothing was sent, whatever its code (1 and 2 included).
+    if (result.status >= 500) {
       return { kind: "unknown", reason: `provider answered ${result.status} (${code})` };
     }
     return {
       kind: "rejected",
       code,
       message: error.error_data?.details ?? error.message ?? `HTTP ${result.status}`,
-      retryable: RETRYABLE.has(code),
+      retryable: TEMPORARY.has(code),
     };
   }
 }

@@ -93,7 +93,12 @@ export function isOutcome(value: ProviderResponse | SendOutcome): value is SendO
   return "kind" in value;
 }
 
-/** The usual reading of a non-2xx status when the provider gives no finer code. */
+/**
+ * The usual reading of a non-2xx status when the provider gives no finer code: 429 sent nothing
+ * (back off); any 5xx may have sent the message (an error inside Evolution API or WAHA, or a
+ * gateway's 502/504, says nothing of whether WhatsApp took it), so it is `unknown`; other 4xx
+ * refused the request, retryable only for 408 and 409.
+ */
 export function outcomeFromStatus(response: ProviderResponse, message: string): SendOutcome {
   if (response.status === 429) {
     return { kind: "throttled", code: "429", retryAfterMs: response.retryAfterMs };
