@@ -323,7 +323,7 @@ function serveLayer(): void {
     databaseUrl: env.BENCH_DATABASE_URL,
     poolMax: 4,
     redis: env.BENCH_UPSTASH_URL
-      ? { url: env.BENCH_UPSTASH_URL, token: "bench", timeoutMs: 1000, cooldownMs: 5000 }
+      ? { url: env.BENCH_UPSTASH_URL, token: "bench", timeoutMs: 1000, probeIntervalMs: 250 }
       : undefined,
     logger: silentLogger,
   });

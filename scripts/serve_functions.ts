@@ -8,7 +8,10 @@
  * As on the platform:
  * - functions whose `config.toml` section has `verify_jwt = true` (the default) only receive
  *   requests with a valid JWT (HS256 with `SUPABASE_JWT_SECRET`, default the CLI's local secret,
- *   `exp` checked; see `lib/local_jwt.ts`); others get the gateway's 401;
+ *   or ES256 with the local signing key; `exp` checked; see `lib/local_jwt.ts`); others get the
+ *   gateway's 401;
+ * - the local key set is served at `/auth/v1/.well-known/jwks.json`, and given to the functions as
+ *   `SUPABASE_JWKS` unless `SUPABASE_JWKS`, `SUPABASE_JWKS_URL` or `SUPABASE_URL` is set;
  * - `EdgeRuntime.waitUntil(promise)` keeps work running after the response; on SIGINT/SIGTERM the
  *   runner stops accepting requests and waits up to `WAIT_UNTIL_DRAIN_MS` (default 10000) for it.
  *
@@ -17,7 +20,7 @@
  */
 import { parse as parseToml } from "smol-toml";
 import { BackgroundTasks, installEdgeRuntime } from "./lib/edge_runtime.ts";
-import { GatewayJwtCheck } from "./lib/local_jwt.ts";
+import { GatewayJwtCheck, localAuthEnv, localJwksResponse } from "./lib/local_jwt.ts";
 
 /** The functions directory of this repository. */
 export const FUNCTIONS_DIR = new URL("../supabase/functions/", import.meta.url);
@@ -103,6 +106,8 @@ export function createRouter(
     const name = functionNameOf(request.url);
     const fn = name === undefined ? undefined : byName.get(name);
     if (!fn) {
+      const jwks = localJwksResponse(request.url);
+      if (jwks) return jwks;
       return Response.json(
         { error: "not_found", message: "no such function", functions: [...byName.keys()] },
         { status: 404 },
@@ -127,6 +132,9 @@ export async function serveFunctions(
   options: { port?: number; hostname?: string; quiet?: boolean; drainTimeoutMs?: number } = {},
 ): Promise<FunctionsServer> {
   const tasks = installEdgeRuntime();
+  for (const [name, value] of Object.entries(localAuthEnv(Deno.env.toObject()))) {
+    Deno.env.set(name, value);
+  }
   const functions = await loadFunctions();
   const hostname = options.hostname ?? "127.0.0.1";
   const drainTimeoutMs = options.drainTimeoutMs ??

@@ -94,14 +94,14 @@ Deno.test("statuses: 2xx kept and replayed; 4xx and 5xx released", () => {
   }
 });
 
-Deno.test("webhook-stats layout: verify_jwt = true, index wires export default { fetch }", async () => {
+Deno.test("webhook-stats layout: verify_jwt = false, index wires export default { fetch }", async () => {
   const { parse } = await import("smol-toml");
   const root = new URL("../", import.meta.url);
   const config = parse(await Deno.readTextFile(new URL("supabase/config.toml", root))) as {
     functions: Record<string, { verify_jwt?: boolean; entrypoint?: string; import_map?: string }>;
   };
   const fn = config.functions["webhook-stats"];
-  assert.equal(fn.verify_jwt, true);
+  assert.equal(fn.verify_jwt, false);
   assert.equal(fn.entrypoint, "./functions/webhook-stats/index.ts");
   assert.equal(fn.import_map, "./functions/webhook-stats/deno.json");
   const mod = await import("../supabase/functions/webhook-stats/index.ts");

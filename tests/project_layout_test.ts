@@ -11,10 +11,10 @@ const FUNCTIONS: Record<string, boolean> = {
   // Gateways send no Supabase JWT: these check each gateway's signature themselves.
   "whatsapp-membership-webhook": false,
   "whatsapp-message-webhook": false,
-  // Called from the UI with the user's JWT: the platform checks it, the function re-verifies it.
-  "whatsapp-send-batch": true,
-  // Service role only: the platform checks the JWT, the function checks role = service_role.
-  "webhook-stats": true,
+  // A user's JWT or a secret API key (not a JWT): the function verifies either itself.
+  "whatsapp-send-batch": false,
+  // Service role only (its JWT or a secret API key): the function verifies it itself.
+  "webhook-stats": false,
 };
 
 Deno.test("config.toml: each function's entry point, import map and verify_jwt", async () => {

@@ -2,6 +2,7 @@
  * Presentation of benchmark results: the terminal table, the markdown for bench/README.md and
  * an SVG chart.
  */
+import type { AfterRecoveryFigure } from "./after_recovery.ts";
 
 /** One row of the comparison table. */
 export interface StrategyRow {
@@ -23,6 +24,8 @@ export interface StrategyRow {
   deliveriesPerS: number;
   /** Database requests (Sync/Query messages through the counting proxy) per delivery. */
   dbRoundTripsPerDelivery: number;
+  /** Redis fault rows: database round trips per delivery in the 10 s after Redis returns. */
+  afterRedisReturns?: AfterRecoveryFigure;
   /** Calls of the apply function (pg_stat_user_functions) per delivery; ours only. */
   applyCallsPerDelivery?: number;
   /** Redis commands per delivery (Upstash endpoint). */

@@ -7,6 +7,7 @@
  * adds to the table.
  */
 import type postgres from "postgres";
+import { AfterRecoveryWindow, describeAfterRecovery, isRedisFault } from "../lib/after_recovery.ts";
 import { checkCorrectness } from "../lib/analysis.ts";
 import { type BenchContext, redisCommand, sleep } from "../lib/context.ts";
 import { injectFault } from "../lib/faults.ts";
@@ -140,10 +141,13 @@ async function runScenario(
   let injected = false;
   let recovery: Promise<void> = Promise.resolve();
   const recoverMs = o.quick ? 1000 : 2500;
+  const afterRedis = new AfterRecoveryWindow(() => env.proxy.stats.roundTrips);
+  let completed = 0;
   const inject = () => {
     injected = true;
     log(`  fault: ${scenario.fault}`);
-    recovery = injectFault(env, scenario.fault!, instances, targets, recoverMs);
+    recovery = injectFault(env, scenario.fault!, instances, targets, recoverMs)
+      .then(() => afterRedis.start(completed));
   };
 
   const send = await sendPhases(workload.phases, targets, {
@@ -154,6 +158,8 @@ async function runScenario(
     attemptTimeoutMs: 10_000,
     random: prng(o.seed + 1),
     onProgress: (done, total) => {
+      completed = done;
+      afterRedis.progress(done);
       if (scenario.fault && !injected && done >= total * 0.3) inject();
     },
   });
@@ -190,6 +196,7 @@ async function runScenario(
     p99Ms: percentile(send.latenciesMs, 99),
     deliveriesPerS: send.deliveries / (send.elapsedMs / 1000),
     dbRoundTripsPerDelivery: dbRoundTrips / send.deliveries,
+    afterRedisReturns: isRedisFault(scenario.fault) ? afterRedis.figure() : undefined,
     applyCallsPerDelivery: calls === undefined ? undefined : calls / send.deliveries,
     redisCommandsPerDelivery: redisCommands / send.deliveries,
     redisBatchesPerDelivery: redisBatches / send.deliveries,
@@ -205,5 +212,6 @@ async function runScenario(
       `gave up ${row.gaveUp}, ` +
       `${row.deliveriesPerS.toFixed(0)} deliveries/s, p99 ${row.p99Ms.toFixed(1)} ms`,
   );
+  if (isRedisFault(scenario.fault)) log(describeAfterRecovery(row.afterRedisReturns));
   return row;
 }

@@ -3,6 +3,7 @@
  * and without Redis), then the same four faults as the membership rows, on one seeded workload
  * of incoming messages and shuffled statuses, each delivered by several sessions to N instances.
  */
+import { AfterRecoveryWindow, describeAfterRecovery, isRedisFault } from "../lib/after_recovery.ts";
 import { type BenchContext, redisCommand } from "../lib/context.ts";
 import { type FaultName, injectFault } from "../lib/faults.ts";
 import { startInstances } from "../lib/instances.ts";
@@ -112,6 +113,8 @@ async function runScenario(
   const redis0 = { ...env.upstash.stats };
   let injected = false;
   let recovery: Promise<void> = Promise.resolve();
+  const afterRedis = new AfterRecoveryWindow(() => env.proxy.stats.roundTrips);
+  let completed = 0;
   const send = await sendPhases(workload.phases, targets, {
     concurrency: o.concurrency,
     signatures,
@@ -120,10 +123,13 @@ async function runScenario(
     attemptTimeoutMs: 10_000,
     random: prng(o.seed + 7),
     onProgress: (done, total) => {
+      completed = done;
+      afterRedis.progress(done);
       if (scenario.fault && !injected && done >= total * 0.3) {
         injected = true;
         log(`  fault: ${scenario.fault}`);
-        recovery = injectFault(env, scenario.fault, instances, targets, o.quick ? 1000 : 2500);
+        recovery = injectFault(env, scenario.fault, instances, targets, o.quick ? 1000 : 2500)
+          .then(() => afterRedis.start(completed));
       }
     },
   });
@@ -150,6 +156,7 @@ async function runScenario(
     p99Ms: percentile(send.latenciesMs, 99),
     deliveriesPerS: send.deliveries / (send.elapsedMs / 1000),
     dbRoundTripsPerDelivery: dbRoundTrips / send.deliveries,
+    afterRedisReturns: isRedisFault(scenario.fault) ? afterRedis.figure() : undefined,
     redisCommandsPerDelivery: (env.upstash.stats.commands - redis0.commands) / send.deliveries,
     redisBatchesPerDelivery: (env.upstash.stats.requests - redis0.requests) / send.deliveries,
     mapEntries: 0,
@@ -160,5 +167,6 @@ async function runScenario(
     `  ${scenario.label}: leaked ${row.leaked}, lost ${row.lost}, non-2xx ${row.non2xx}, ` +
       `${row.deliveriesPerS.toFixed(0)} deliveries/s, p99 ${row.p99Ms.toFixed(1)} ms`,
   );
+  if (isRedisFault(scenario.fault)) log(describeAfterRecovery(row.afterRedisReturns));
   return row;
 }

@@ -4,10 +4,10 @@
  */
 import { z } from "zod";
 import { parseEnv } from "../_shared/core/config.ts";
-import { LOCAL_JWT_SECRET } from "../_shared/core/jwt.ts";
+import { AUTH_ENV_FIELDS, type AuthConfig, authConfigFrom } from "../_shared/core/auth_config.ts";
 
 const StatsEnvSchema = z.object({
-  SUPABASE_JWT_SECRET: z.string().min(32).default(LOCAL_JWT_SECRET),
+  ...AUTH_ENV_FIELDS,
   SUPABASE_DB_URL: z.string().min(1, "SUPABASE_DB_URL is required"),
   DB_TIMEOUT_MS: z.coerce.number().int().positive().max(120_000).default(5_000),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -15,8 +15,8 @@ const StatsEnvSchema = z.object({
 
 /** The typed settings of webhook-stats. */
 export interface StatsConfig {
-  /** `SUPABASE_JWT_SECRET`: verifies the caller's HS256 JWT. */
-  jwtSecret: string;
+  /** How the caller is authenticated (JWT secret, signing keys, API keys). */
+  auth: AuthConfig;
   /** `SUPABASE_DB_URL`: where `public.webhook_idempotency_stats()` is called. */
   databaseUrl: string;
   timeoutMs: number;
@@ -31,7 +31,7 @@ export function parseStatsConfig(env: Record<string, string | undefined>): Stats
   );
   const e = parseEnv(StatsEnvSchema, set);
   return {
-    jwtSecret: e.SUPABASE_JWT_SECRET,
+    auth: authConfigFrom(e),
     databaseUrl: e.SUPABASE_DB_URL,
     timeoutMs: e.DB_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,

@@ -1,8 +1,8 @@
 /**
  * The webhook-stats handler: `GET` answers the Idempotency-Key statistics (total / active /
  * expired / in-progress keys, per webhook type, replays served, table size, last cleanup run) for
- * the service role only. Any other caller gets 401 (no or invalid JWT) or 403 (valid JWT of
- * another role).
+ * the service role only (its JWT, or a secret API key). Any other caller gets 401 (no or invalid
+ * credential) or 403 (a valid JWT of another role, or a publishable key).
  */
 import { oneTrip } from "../_shared/core/db/one_trip.ts";
 import { createPostgresPool, withinTimeout } from "../_shared/core/db/postgres_pool.ts";
@@ -12,7 +12,9 @@ import {
   toErrorResponse,
 } from "../_shared/core/error_response.ts";
 import { jsonResponse, MethodNotAllowedError } from "../_shared/core/http.ts";
-import { ForbiddenRoleError, verifyJwt } from "../_shared/core/jwt.ts";
+import type { AuthConfig } from "../_shared/core/auth_config.ts";
+import { CallerAuth } from "../_shared/core/caller_auth.ts";
+import { ForbiddenRoleError } from "../_shared/core/jwt.ts";
 import { createLogger, type Logger } from "../_shared/core/log.ts";
 import { parseStatsConfig, type StatsConfig } from "./config.ts";
 
@@ -26,13 +28,12 @@ export type StatsReader = () => Promise<Record<string, unknown>>;
 
 /** Builds the handler from its dependencies. */
 export function createStatsHandler(
-  deps: { jwtSecret: string; read: StatsReader; logger: Logger },
+  deps: { auth: AuthConfig; read: StatsReader; logger: Logger },
 ): FetchHandler {
-  const secret = new TextEncoder().encode(deps.jwtSecret);
+  const auth = new CallerAuth(deps.auth);
   return async (request) => {
     try {
-      const claims = await verifyJwt(request, secret);
-      if (claims.role !== "service_role") {
+      if ((await auth.authenticate(request)).kind !== "service") {
         throw new ForbiddenRoleError("webhook-stats is for the service role only");
       }
       if (request.method !== "GET") throw new MethodNotAllowedError(request.method, "GET");
@@ -75,7 +76,7 @@ export function statsHandlerFromEnv(
   return handlerFromEnv(FUNCTION_NAME, (values) => {
     const config = parseStatsConfig(values);
     return createStatsHandler({
-      jwtSecret: config.jwtSecret,
+      auth: config.auth,
       read: postgresStatsReader(config).read,
       logger: createLogger(config.logLevel, { fn: FUNCTION_NAME }),
     });

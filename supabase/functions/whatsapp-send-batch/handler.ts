@@ -8,7 +8,8 @@
  *   POST /whatsapp-send-batch/<batch_id>/retry      requeue retryable failed / listed unknown
  *   POST /whatsapp-send-batch/drain                 (service role) resume interrupted batches
  *
- * The caller's JWT is verified here; the user's queries run under RLS as that user.
+ * The caller's JWT (or secret API key) is verified here; the user's queries run under RLS as that
+ * user.
  * `sendBatchFromEnv` builds everything once from environment variables for `index.ts`.
  */
 import { z } from "zod";
@@ -29,7 +30,8 @@ import {
   runIdempotent,
 } from "../_shared/core/idempotency/layer.ts";
 import { createLogger, type Logger } from "../_shared/core/log.ts";
-import { type Caller, verifyCaller } from "../_shared/core/jwt.ts";
+import { CallerAuth, verifyCaller } from "../_shared/core/caller_auth.ts";
+import type { Caller } from "../_shared/core/jwt.ts";
 import { parseSendBatchConfig, type SendBatchConfig } from "../_shared/send_batch/config.ts";
 import {
   type BatchMessage,
@@ -165,7 +167,7 @@ export function createSendBatchHandler(deps: SendBatchDeps): {
 } {
   const { config, logger } = deps;
   const service = new SendBatchService(deps);
-  const secret = new TextEncoder().encode(config.jwtSecret);
+  const auth = new CallerAuth(config.auth);
 
   const create = async (caller: Caller, request: Request, url: URL): Promise<Response> => {
     const input = await readCreate(request, url);
@@ -260,7 +262,7 @@ export function createSendBatchHandler(deps: SendBatchDeps): {
     if (rest.length === 1 && rest[0] === "health" && request.method === "GET") {
       return jsonResponse(200, { ok: true });
     }
-    const caller = await verifyCaller(request, secret);
+    const caller = await verifyCaller(request, auth);
     const method = request.method;
     if (method === "POST" && deps.idempotency && rest[0] !== "drain") {
       // Idempotency-Key: after authentication; a retry or a second click replays the answer.
@@ -338,7 +340,7 @@ export function depsFromConfig(
       databaseUrl: config.database.url,
       logger,
       redis: config.redis
-        ? { url: config.redis.url, token: config.redis.token, timeoutMs: 300, cooldownMs: 5000 }
+        ? { url: config.redis.url, token: config.redis.token, timeoutMs: 300, probeIntervalMs: 250 }
         : undefined,
       keyPrefix: config.redis?.prefix,
     }),

@@ -48,7 +48,9 @@ const EnvSchema = z
     UPSTASH_REDIS_REST_URL: optionalText.pipe(z.url().optional()),
     UPSTASH_REDIS_REST_TOKEN: optionalText,
     REDIS_TIMEOUT_MS: positiveInt(300, 60_000),
-    REDIS_COOLDOWN_MS: z.coerce.number().int().min(0).max(600_000).default(5_000),
+    REDIS_PROBE_INTERVAL_MS: z.coerce.number().int().min(0).max(600_000).optional(),
+    // The older name of REDIS_PROBE_INTERVAL_MS, from when a failure skipped Redis for this long.
+    REDIS_COOLDOWN_MS: z.coerce.number().int().min(0).max(600_000).optional(),
     SUPABASE_DB_URL: optionalText,
     SUPABASE_URL: optionalText.pipe(z.url().optional()),
     SUPABASE_SERVICE_ROLE_KEY: optionalText,
@@ -115,8 +117,11 @@ export interface WebhookConfig {
     /** How long a copy waits for another instance's Redis claim to be confirmed. */
     inFlightWaitMs: number;
   };
-  /** The Upstash Redis tier, or undefined when it is not configured. */
-  redis?: { url: string; token: string; timeoutMs: number; cooldownMs: number };
+  /**
+   * The Upstash Redis tier, or undefined when it is not configured. After a failure the first
+   * request `probeIntervalMs` later tries it again.
+   */
+  redis?: { url: string; token: string; timeoutMs: number; probeIntervalMs: number };
   database: DatabaseConfig;
   logLevel: "debug" | "info" | "warn" | "error";
 }
@@ -189,7 +194,7 @@ export function parseConfig(env: Record<string, string | undefined>): WebhookCon
         url: e.UPSTASH_REDIS_REST_URL,
         token: e.UPSTASH_REDIS_REST_TOKEN,
         timeoutMs: e.REDIS_TIMEOUT_MS,
-        cooldownMs: e.REDIS_COOLDOWN_MS,
+        probeIntervalMs: e.REDIS_PROBE_INTERVAL_MS ?? e.REDIS_COOLDOWN_MS ?? 250,
       }
       : undefined,
     database,

@@ -11,7 +11,8 @@
  *    as "duplicate"; a claim another instance has in flight is waited for briefly; anything else
  *    (a claim left by an instance that died) sends the event on to the database. Errors and
  *    timeouts are never read as "duplicate": the webhook goes on to the database (fail-open), and
- *    the tier is skipped for a cool-down while it is degraded.
+ *    after a failure the tier is skipped until one request, a probe interval later, finds it back
+ *    (a half-open circuit).
  * 3. The database applies the remaining events in one round trip, writing only real changes; it
  *    recognises copies itself too, whatever order they arrive in.
  * 4. When applying fails, every claim taken in steps 1–2 is released, so the sender's retry is
@@ -19,6 +20,7 @@
  *    confirmed after the response (`waitUntil`), so copies reaching other instances later cost no
  *    database round trip.
  */
+import { HalfOpenCircuit } from "./circuit.ts";
 import type { ClaimRequest, ClaimStore } from "./claims/claim_store.ts";
 import type { MemoryClaimStore } from "./claims/memory_claim_store.ts";
 import type { Logger } from "./log.ts";
@@ -86,8 +88,8 @@ export interface ExactlyOnceOptions<E, R extends AppliedEvent> {
   repository: EventRepository<E, R>;
   /** The claim (key, time, subject) of an event. */
   claimOf: ClaimOf<E>;
-  /** After a shared-tier failure, skip the tier for this long (0: ask it every time). */
-  sharedCooldownMs: number;
+  /** After a shared-tier failure, the first request this much later tries the tier again. */
+  sharedProbeIntervalMs: number;
   /** The ordering horizon: events older than this (by claim time) are `stale`; default none. */
   horizonMs?: number;
   logger: Logger;
@@ -101,11 +103,12 @@ export class ExactlyOnceProcessor<E, R extends AppliedEvent = AppliedEvent> {
   #failures = 0;
   #lastError?: string;
   #lastFailureAt?: number;
-  #skipUntil = 0;
+  readonly #circuit: HalfOpenCircuit;
 
   constructor(options: ExactlyOnceOptions<E, R>) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#circuit = new HalfOpenCircuit(options.sharedProbeIntervalMs, this.#now);
   }
 
   /**
@@ -130,7 +133,7 @@ export class ExactlyOnceProcessor<E, R extends AppliedEvent = AppliedEvent> {
 
     // 2. The shared tier, one round trip for the whole webhook; fail-open on any error.
     let askedShared = false;
-    if (pending.length > 0 && shared && this.#now() >= this.#skipUntil) {
+    if (pending.length > 0 && shared && this.#circuit.allow()) {
       try {
         const answers = await shared.claim(pending.map((i) => claims[i]));
         this.#sharedSucceeded();
@@ -185,18 +188,19 @@ export class ExactlyOnceProcessor<E, R extends AppliedEvent = AppliedEvent> {
   /** The shared tier's state for the health response. */
   sharedHealth(): SharedTierHealth {
     if (!this.#o.shared) return { configured: false, state: "off", consecutiveFailures: 0 };
-    const now = this.#now();
+    const nextProbeAt = this.#circuit.nextProbeAt;
     return {
       configured: true,
       state: this.#failures > 0 ? "degraded" : "ok",
       consecutiveFailures: this.#failures,
       lastError: this.#lastError,
       lastFailureAt: this.#lastFailureAt ? new Date(this.#lastFailureAt).toISOString() : undefined,
-      skippedUntil: this.#skipUntil > now ? new Date(this.#skipUntil).toISOString() : undefined,
+      skippedUntil: nextProbeAt === undefined ? undefined : new Date(nextProbeAt).toISOString(),
     };
   }
 
   #sharedSucceeded(): void {
+    this.#circuit.succeeded();
     if (this.#failures > 0) {
       this.#o.logger.info("shared dedup tier recovered", { after_failures: this.#failures });
     }
@@ -207,11 +211,11 @@ export class ExactlyOnceProcessor<E, R extends AppliedEvent = AppliedEvent> {
     this.#failures++;
     this.#lastError = describe(error);
     this.#lastFailureAt = this.#now();
-    this.#skipUntil = this.#lastFailureAt + this.#o.sharedCooldownMs;
+    this.#circuit.failed();
     this.#o.logger.warn("shared dedup tier unavailable; continuing to the database", {
       error: this.#lastError,
       consecutive_failures: this.#failures,
-      cooldown_ms: this.#o.sharedCooldownMs,
+      probe_in_ms: this.#o.sharedProbeIntervalMs,
     });
   }
 

@@ -67,7 +67,7 @@ export function createWebhookRuntime<E, R extends AppliedEvent>(
     shared,
     repository,
     claimOf: options.claimOf,
-    sharedCooldownMs: config.redis?.cooldownMs ?? 0,
+    sharedProbeIntervalMs: config.redis?.probeIntervalMs ?? 0,
     horizonMs: options.horizonMs,
     logger,
   });

@@ -2,10 +2,8 @@
  * Configuration of whatsapp-send-batch, read from environment variables once and checked with zod.
  */
 import { z } from "zod";
+import { AUTH_ENV_FIELDS, type AuthConfig, authConfigFrom } from "../core/auth_config.ts";
 import { parseEnv } from "../core/config.ts";
-
-/** The Supabase CLI's local JWT secret, used when `SUPABASE_JWT_SECRET` is not set. */
-import { LOCAL_JWT_SECRET } from "../core/jwt.ts";
 
 /** Most recipients one batch may have. */
 export const MAX_RECIPIENTS = 10_000;
@@ -41,9 +39,8 @@ const EnvSchema = z
     SEND_RATE_LIMIT_PREFIX: z.string().min(1).max(64).default("wa-send-rate"),
     SEND_SELF_URL: optionalText.pipe(z.url().optional()),
     SEND_DRAIN_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(0),
-    SUPABASE_URL: optionalText.pipe(z.url().optional()),
+    ...AUTH_ENV_FIELDS,
     SUPABASE_SERVICE_ROLE_KEY: optionalText,
-    SUPABASE_JWT_SECRET: z.string().min(32).default(LOCAL_JWT_SECRET),
     SUPABASE_DB_URL: z.string().min(1, "SUPABASE_DB_URL is required"),
     DB_POOL_MAX: positiveInt(4, 100),
     DB_TIMEOUT_MS: positiveInt(5_000, 120_000),
@@ -111,9 +108,10 @@ export interface SendBatchConfig {
   selfUrl?: string;
   /** Runs the drain schedule in-process every so often (local stack; 0 = off). */
   drainIntervalMs: number;
-  /** Service role key the continuation authenticates with. */
+  /** Service role key (or secret API key) the continuation authenticates with. */
   serviceRoleKey?: string;
-  jwtSecret: string;
+  /** How callers are authenticated (JWT secret, signing keys, API keys). */
+  auth: AuthConfig;
   database: { url: string; poolMax: number; timeoutMs: number };
   redis?: { url: string; token: string; prefix: string };
   logLevel: "debug" | "info" | "warn" | "error";
@@ -158,8 +156,8 @@ export function parseSendBatchConfig(env: Record<string, string | undefined>): S
     backoffMs: e.SEND_BACKOFF_MS,
     selfUrl: selfUrl?.replace(/\/+$/, ""),
     drainIntervalMs: e.SEND_DRAIN_INTERVAL_MS,
-    serviceRoleKey: e.SUPABASE_SERVICE_ROLE_KEY,
-    jwtSecret: e.SUPABASE_JWT_SECRET,
+    serviceRoleKey: e.SUPABASE_SERVICE_ROLE_KEY ?? e.SUPABASE_SECRET_KEYS[0],
+    auth: authConfigFrom(e),
     database: { url: e.SUPABASE_DB_URL, poolMax: e.DB_POOL_MAX, timeoutMs: e.DB_TIMEOUT_MS },
     redis: e.UPSTASH_REDIS_REST_URL && e.UPSTASH_REDIS_REST_TOKEN
       ? {

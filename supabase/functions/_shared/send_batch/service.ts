@@ -3,6 +3,7 @@
  * (one drain per batch at a time, continued after the time budget without another click), report
  * progress, requeue for retry, and the drain schedule that resumes interrupted batches.
  */
+import { serviceAuthHeaders } from "../core/api_keys.ts";
 import type { Logger } from "../core/log.ts";
 import { waitUntil } from "../core/wait_until.ts";
 import type { Caller } from "../core/jwt.ts";
@@ -141,7 +142,7 @@ export class SendBatchService {
       try {
         const response = await fetch(`${selfUrl}/${batchId}/send`, {
           method: "POST",
-          headers: { authorization: `Bearer ${serviceRoleKey}`, "x-send-continuation": "1" },
+          headers: { ...serviceAuthHeaders(serviceRoleKey), "x-send-continuation": "1" },
           signal: AbortSignal.timeout(10_000),
         });
         await response.body?.cancel();

@@ -11,6 +11,7 @@
  * comes first). A store outage answers 503 `idempotency_unavailable` and runs nothing: processing
  * without the layer would break the promise a key makes (a second send, a second ledger entry).
  */
+import { HalfOpenCircuit } from "../circuit.ts";
 import { errorResponse, HttpError } from "../http.ts";
 import type { Logger } from "../log.ts";
 import { cleanText } from "../sanitize.ts";
@@ -63,8 +64,8 @@ export interface IdempotencyLayerOptions {
   store?: IdempotencyStore;
   /** Completed responses shared by every instance (Upstash Redis); optional. */
   shared?: SharedResponseCache;
-  /** After a shared-cache failure, skip it for this long (ms). */
-  sharedCooldownMs?: number;
+  /** After a shared-cache failure, the first request this much later tries it again (ms). */
+  sharedProbeIntervalMs?: number;
   logger: Logger;
   /** Why the layer is off, for health responses. */
   offReason?: string;
@@ -77,8 +78,7 @@ export class IdempotencyLayer {
   readonly #store?: IdempotencyStore;
   readonly #cache?: MemoryResponseCache;
   readonly #shared?: SharedResponseCache;
-  readonly #sharedCooldownMs: number;
-  #sharedDownUntil = 0;
+  readonly #sharedCircuit: HalfOpenCircuit;
   readonly #logger: Logger;
   readonly #offReason?: string;
   readonly #now: () => number;
@@ -103,7 +103,7 @@ export class IdempotencyLayer {
       ? undefined
       : options.offReason ?? "no store";
     this.#shared = this.#store ? options.shared : undefined;
-    this.#sharedCooldownMs = options.sharedCooldownMs ?? 5_000;
+    this.#sharedCircuit = new HalfOpenCircuit(options.sharedProbeIntervalMs ?? 250, this.#now);
     if (this.#store && options.config.memoryMaxKeys > 0) {
       this.#cache = new MemoryResponseCache(options.config.memoryMaxKeys, this.#now);
     }
@@ -266,7 +266,7 @@ export class IdempotencyLayer {
       shared: this.#shared
         ? {
           name: this.#shared.name,
-          state: this.#sharedDownUntil > this.#now() ? "degraded" : "ok",
+          state: this.#sharedCircuit.open ? "degraded" : "ok",
         }
         : null,
       counters: { ...this.#counters },
@@ -281,9 +281,11 @@ export class IdempotencyLayer {
   }
 
   async #sharedGet(scope: string, key: string, fingerprint: string) {
-    if (!this.#shared || this.#sharedDownUntil > this.#now()) return undefined;
+    if (!this.#shared || !this.#sharedCircuit.allow()) return undefined;
     try {
-      return await this.#shared.get(scope, key, fingerprint);
+      const found = await this.#shared.get(scope, key, fingerprint);
+      this.#sharedCircuit.succeeded();
+      return found;
     } catch (error) {
       this.#sharedFailed(error);
       return undefined;
@@ -297,18 +299,19 @@ export class IdempotencyLayer {
     response: StoredResponse,
     expiresAt: number,
   ): Promise<void> {
-    if (!this.#shared || this.#sharedDownUntil > this.#now()) return;
+    if (!this.#shared || !this.#sharedCircuit.allow()) return;
     try {
       await this.#shared.set(scope, key, fingerprint, response, expiresAt);
+      this.#sharedCircuit.succeeded();
     } catch (error) {
       this.#sharedFailed(error);
     }
   }
 
-  /** A shared-cache failure is never an answer: the database decides, the cache rests a while. */
+  /** A shared-cache failure is never an answer: the database decides until a probe finds it back. */
   #sharedFailed(error: unknown): void {
     this.#counters.sharedErrors++;
-    this.#sharedDownUntil = this.#now() + this.#sharedCooldownMs;
+    this.#sharedCircuit.failed();
     this.#logger.warn("idempotency shared cache unavailable; asking the database", {
       cause: causeOf(error),
     });
@@ -333,7 +336,7 @@ export function createIdempotencyLayer(
     poolMax?: number;
     logger: Logger;
     /** Upstash Redis for the shared response cache (the functions' `UPSTASH_REDIS_REST_*`). */
-    redis?: { url: string; token: string; timeoutMs: number; cooldownMs: number };
+    redis?: { url: string; token: string; timeoutMs: number; probeIntervalMs: number };
     /** Prefix of Redis keys (`DEDUP_KEY_PREFIX`). */
     keyPrefix?: string;
   },
@@ -357,7 +360,7 @@ export function createIdempotencyLayer(
     config,
     store,
     shared,
-    sharedCooldownMs: options.redis?.cooldownMs,
+    sharedProbeIntervalMs: options.redis?.probeIntervalMs,
     logger: options.logger,
     offReason: options.databaseUrl ? undefined : "SUPABASE_DB_URL is not set",
   });
