@@ -39,7 +39,6 @@ insert into public.webhook_idempotency
    now() + interval '1 day');
 insert into public.webhook_idempotency_cleanup_runs (started_at, finished_at, rows_deleted)
   values ('2000-01-01', '2000-01-01', 0);
-insert into public.whatsapp_send_rate_slots (key, next_slot_at) values ('matrix', now());
 insert into public.whatsapp_send_rate_slots (key, next_slot_at) values ('matrix:provider', now());
 
 create temp table statements (tbl text, op text, stmt text) on commit drop;
