@@ -27,7 +27,7 @@ async function recipients(batchId: string) {
   }
 }
 
-for (const kind of ["meta", "evolution", "waha"] as const) {
+for (const kind of ["meta", "evolution", "waha", "twilio"] as const) {
   Deno.test(
     `${kind}: a 500 and a 503 end unknown; a second click and a plain retry send nothing; a listed one is sent again`,
     opts,

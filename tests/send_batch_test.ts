@@ -47,7 +47,7 @@ async function statuses(batchId: string) {
   }
 }
 
-for (const kind of ["meta", "evolution", "waha"] as const) {
+for (const kind of ["meta", "evolution", "waha", "twilio"] as const) {
   Deno.test(
     `${kind}: 10 recipients → exactly 10 calls, all sent with the provider's message id`,
     opts,

@@ -1,7 +1,8 @@
 /**
  * A local HTTP server that speaks the sending APIs of the Meta Cloud API
- * (`POST /{version}/{phone-number-id}/messages`), Evolution API (`POST /message/sendText/{instance}`)
- * and WAHA (`POST /api/sendText`), with their real request and response shapes. It counts the
+ * (`POST /{version}/{phone-number-id}/messages`), Evolution API (`POST /message/sendText/{instance}`),
+ * WAHA (`POST /api/sendText`) and Twilio (`POST /2010-04-01/Accounts/{AccountSid}/Messages.json`,
+ * form-encoded, basic auth), with their real request and response shapes. It counts the
  * calls per recipient and answers each call as its `behave` function says: succeed, throttle
  * (429 / 130429), reject permanently (131026), fail on the server's side after taking the request
  * (Graph 500 with code 1, Graph 503 with code 2; Evolution API and WAHA 500 / 503), accept then
@@ -21,11 +22,13 @@ export type FakeBehaviour =
 
 /** One call received. */
 export interface FakeCall {
-  api: "meta" | "evolution" | "waha";
+  api: "meta" | "evolution" | "waha" | "twilio";
   /** The recipient's digits. */
   to: string;
   /** Cloud API biz_opaque_callback_data (the recipient id), when sent. */
   callbackData?: string;
+  /** Twilio's StatusCallback, when sent. */
+  statusCallback?: string;
   text?: string;
   template?: unknown;
   /** The message id answered (or that would have been answered, for hang and drop). */
@@ -89,8 +92,10 @@ export class FakeWhatsAppProvider {
 
   async #handle(request: Request): Promise<Response> {
     const path = new URL(request.url).pathname;
-    const body = await request.json().catch(() => ({}));
     const headers = Object.fromEntries(request.headers);
+    const body = (headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded")
+      ? Object.fromEntries(new URLSearchParams(await request.text()))
+      : await request.json().catch(() => ({}));
     let api: FakeCall["api"];
     let to: string;
     if (/^\/v[0-9.]+\/[^/]+\/messages$/.test(path)) {
@@ -106,6 +111,12 @@ export class FakeWhatsAppProvider {
     } else if (path === "/api/sendText") {
       api = "waha";
       to = String(body.chatId ?? "").replace(/@c\.us$/, "");
+    } else if (path === `/2010-04-01/Accounts/${TWILIO_ACCOUNT_SID}/Messages.json`) {
+      api = "twilio";
+      if (headers.authorization !== `Basic ${btoa(`${TWILIO_ACCOUNT_SID}:test-twilio-token`)}`) {
+        return twilioError(401, 20003, "Authenticate");
+      }
+      to = String(body.To ?? "").replace(/^whatsapp:\+/, "");
     } else {
       return Response.json({ error: "not found" }, { status: 404 });
     }
@@ -113,13 +124,21 @@ export class FakeWhatsAppProvider {
     const behaviour = this.behave(to, n);
     this.#seq++;
     const rawId = `3EB0${String(this.#seq).padStart(12, "0")}${to.slice(-4)}`;
-    const messageId = api === "meta" ? `wamid.HBgL${btoa(`${to}${rawId}`)}` : rawId;
+    const messageId = api === "meta"
+      ? `wamid.HBgL${btoa(`${to}${rawId}`)}`
+      : api === "twilio"
+      ? `SM${String(this.#seq).padStart(8, "0")}${"0".repeat(16)}${to.slice(-8).padStart(8, "0")}`
+      : rawId;
     this.calls.push({
       api,
       to,
       callbackData: body.biz_opaque_callback_data,
-      text: body.text?.body ?? (typeof body.text === "string" ? body.text : undefined),
-      template: body.template,
+      statusCallback: body.StatusCallback,
+      text: body.text?.body ?? (typeof body.text === "string" ? body.text : undefined) ?? body.Body,
+      template: body.template ??
+        (body.ContentSid
+          ? { contentSid: body.ContentSid, variables: JSON.parse(body.ContentVariables ?? "{}") }
+          : undefined),
       messageId,
       behaviour,
       at: performance.now(),
@@ -129,6 +148,7 @@ export class FakeWhatsAppProvider {
       case "succeed":
         return success(api, to, messageId, body);
       case "throttle":
+        if (api === "twilio") return twilioError(429, 20429, "Too Many Requests");
         return api === "meta"
           ? metaError(
             400,
@@ -138,6 +158,13 @@ export class FakeWhatsAppProvider {
           )
           : Response.json({ status: 429, error: "Too Many Requests" }, { status: 429 });
       case "permanent":
+        if (api === "twilio") {
+          return twilioError(
+            400,
+            21211,
+            `The 'To' number whatsapp:+${to} is not a valid phone number.`,
+          );
+        }
         return api === "meta"
           ? metaError(400, 131026, "Message undeliverable", "Message Undeliverable.")
           : api === "evolution"
@@ -148,6 +175,7 @@ export class FakeWhatsAppProvider {
           }, { status: 400 })
           : Response.json({ statusCode: 400, message: "chat not found" }, { status: 400 });
       case "server_error":
+        if (api === "twilio") return twilioError(500, 20500, "Internal Server Error");
         return api === "meta"
           ? metaError(500, 1, "An unknown error has occurred.", undefined, true)
           : api === "evolution"
@@ -162,6 +190,7 @@ export class FakeWhatsAppProvider {
             exception: { message: "Failed to send the message", name: "Error" },
           }, { status: 500 });
       case "unavailable":
+        if (api === "twilio") return twilioError(503, 20503, "Service Unavailable");
         return api === "meta"
           ? metaError(503, 2, "Service temporarily unavailable", undefined, true)
           : api === "evolution"
@@ -205,6 +234,32 @@ function success(
       messages: [{ id: messageId, message_status: "accepted" }],
     });
   }
+  if (api === "twilio") {
+    const now = new Date().toUTCString().replace("GMT", "+0000");
+    const uri = `/2010-04-01/Accounts/${TWILIO_ACCOUNT_SID}/Messages/${messageId}`;
+    return Response.json({
+      account_sid: TWILIO_ACCOUNT_SID,
+      api_version: "2010-04-01",
+      body: body.Body ?? "",
+      date_created: now,
+      date_sent: null,
+      date_updated: now,
+      direction: "outbound-api",
+      error_code: null,
+      error_message: null,
+      from: body.From,
+      messaging_service_sid: null,
+      num_media: "0",
+      num_segments: "1",
+      price: null,
+      price_unit: null,
+      sid: messageId,
+      status: "queued",
+      subresource_uris: { media: `${uri}/Media.json` },
+      to: body.To,
+      uri: `${uri}.json`,
+    }, { status: 201 });
+  }
   if (api === "evolution") {
     return Response.json({
       key: { remoteJid: `${to}@s.whatsapp.net`, fromMe: true, id: messageId },
@@ -246,6 +301,18 @@ function metaError(
   }, { status });
 }
 
+/** The Account SID the fake expects (any 34-character AC… SID works with Twilio). */
+export const TWILIO_ACCOUNT_SID = "AC00000000000000000000000000000001";
+
+function twilioError(status: number, code: number, message: string): Response {
+  return Response.json({
+    code,
+    message,
+    more_info: `https://www.twilio.com/docs/errors/${code}`,
+    status,
+  }, { status });
+}
+
 function unauthorizedMeta(): Response {
   return metaError(401, 190, "Invalid OAuth access token", "Invalid OAuth access token");
 }
@@ -253,8 +320,17 @@ function unauthorizedMeta(): Response {
 /** The provider environment for whatsapp-send-batch against this fake. */
 export function providerEnv(
   fake: { url: string },
-  kind: "meta" | "evolution" | "waha",
+  kind: "meta" | "evolution" | "waha" | "twilio",
 ): Record<string, string> {
+  if (kind === "twilio") {
+    return {
+      SEND_PROVIDER: "twilio",
+      TWILIO_API_URL: fake.url,
+      TWILIO_ACCOUNT_SID,
+      TWILIO_AUTH_TOKEN: "test-twilio-token",
+      TWILIO_WHATSAPP_FROM: "+14155238886",
+    };
+  }
   if (kind === "meta") {
     return {
       SEND_PROVIDER: "meta",

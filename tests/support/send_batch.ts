@@ -23,7 +23,7 @@ export interface SendBatchUnderTest {
 export function sendBatchHandler(
   fake: { url: string },
   env: Record<string, string> = {},
-  kind: "meta" | "evolution" | "waha" = "meta",
+  kind: "meta" | "evolution" | "waha" | "twilio" = "meta",
 ): SendBatchUnderTest {
   const config = parseSendBatchConfig({
     SUPABASE_DB_URL: functionDatabaseUrl(),

@@ -99,7 +99,7 @@ export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
     const receivedAt = now();
     const body = await readBodyLimited(request, deps.settings.maxBodyBytes);
     const form = isForm(request.headers.get("content-type"));
-    const input = form ? readForm(body) : readJson(body);
+    const input = form ? readForm(body, request.url) : readJson(body);
     const scheme: AuthScheme = deps.authenticator
       ? await deps.authenticator.verify(request.headers, body, {
         url: request.url,
@@ -279,9 +279,10 @@ function isForm(contentType: string | null): boolean {
     contentType.toLowerCase().startsWith("application/x-www-form-urlencoded");
 }
 
-function readForm(body: Uint8Array): DeliveryInput {
+function readForm(body: Uint8Array, url: string): DeliveryInput {
   try {
-    return { kind: "form", form: new URLSearchParams(utf8.decode(body)) };
+    const query = new URL(url).searchParams;
+    return { kind: "form", form: new URLSearchParams(utf8.decode(body)), query };
   } catch (error) {
     throw new HttpError(400, "malformed_form", "request body is not a valid UTF-8 form", {
       cause: error,

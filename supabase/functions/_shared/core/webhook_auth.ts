@@ -116,7 +116,7 @@ export class WebhookAuthenticator {
       verifyTwilioSignature(
         token,
         twilio,
-        this.#secrets.twilioWebhookUrl ?? context.url,
+        signedTwilioUrl(this.#secrets.twilioWebhookUrl, context.url),
         context.form,
       );
       return "twilio-signature";
@@ -232,4 +232,15 @@ export class WebhookAuthenticator {
 
 function sha256(text: string): Uint8Array {
   return createHash("sha256").update(text).digest();
+}
+
+/**
+ * The URL Twilio signed: the configured public URL (`TWILIO_WEBHOOK_URL`) with the request's own
+ * query string when the configured one has none (Twilio signs the URL it called, query included),
+ * else the request's URL.
+ */
+export function signedTwilioUrl(publicUrl: string | undefined, requestUrl: string): string {
+  if (publicUrl === undefined) return requestUrl;
+  if (publicUrl.includes("?")) return publicUrl;
+  return publicUrl + new URL(requestUrl).search;
 }

@@ -18,7 +18,7 @@ const positiveInt = (fallback: number, max: number) =>
 
 const EnvSchema = z
   .object({
-    SEND_PROVIDER: z.enum(["meta", "evolution", "waha"]).default("meta"),
+    SEND_PROVIDER: z.enum(["meta", "evolution", "waha", "twilio"]).default("meta"),
     META_API_BASE_URL: z.url().default("https://graph.facebook.com"),
     META_API_VERSION: z.string().regex(/^v[0-9]+\.[0-9]+$/).default("v21.0"),
     META_PHONE_NUMBER_ID: optionalText,
@@ -29,6 +29,12 @@ const EnvSchema = z
     WAHA_API_URL: optionalText.pipe(z.url().optional()),
     WAHA_API_KEY: optionalText,
     WAHA_SESSION: z.string().min(1).default("default"),
+    TWILIO_API_URL: z.url().default("https://api.twilio.com"),
+    TWILIO_ACCOUNT_SID: optionalText.pipe(z.string().regex(/^AC[0-9a-fA-F]{32}$/).optional()),
+    TWILIO_AUTH_TOKEN: optionalText,
+    TWILIO_WHATSAPP_FROM: optionalText.pipe(z.string().regex(/^\+[1-9][0-9]{5,16}$/).optional()),
+    TWILIO_STATUS_CALLBACK_URL: optionalText.pipe(z.url().optional()),
+    TWILIO_WEBHOOK_URL: optionalText.pipe(z.url().optional()),
     SEND_RATE_PER_SECOND: z.coerce.number().positive().max(10_000).default(80),
     SEND_TIME_BUDGET_MS: positiveInt(50_000, 600_000),
     SEND_PROVIDER_TIMEOUT_MS: positiveInt(15_000, 120_000),
@@ -65,6 +71,9 @@ const EnvSchema = z
       require(["EVOLUTION_API_URL", "EVOLUTION_API_KEY", "EVOLUTION_INSTANCE"]);
     }
     if (env.SEND_PROVIDER === "waha") require(["WAHA_API_URL"]);
+    if (env.SEND_PROVIDER === "twilio") {
+      require(["TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_WHATSAPP_FROM"]);
+    }
     if (Boolean(env.UPSTASH_REDIS_REST_URL) !== Boolean(env.UPSTASH_REDIS_REST_TOKEN)) {
       ctx.addIssue({
         code: "custom",
@@ -85,7 +94,15 @@ const EnvSchema = z
 export type ProviderConfig =
   | { kind: "meta"; baseUrl: string; version: string; phoneNumberId: string; accessToken: string }
   | { kind: "evolution"; baseUrl: string; apiKey: string; instance: string }
-  | { kind: "waha"; baseUrl: string; apiKey?: string; session: string };
+  | { kind: "waha"; baseUrl: string; apiKey?: string; session: string }
+  | {
+    kind: "twilio";
+    baseUrl: string;
+    accountSid: string;
+    authToken: string;
+    from: string;
+    statusCallback?: string;
+  };
 
 /** The typed, validated configuration of whatsapp-send-batch. */
 export interface SendBatchConfig {
@@ -135,11 +152,21 @@ export function parseSendBatchConfig(env: Record<string, string | undefined>): S
       apiKey: e.EVOLUTION_API_KEY!,
       instance: e.EVOLUTION_INSTANCE!,
     }
-    : {
+    : e.SEND_PROVIDER === "waha"
+    ? {
       kind: "waha",
       baseUrl: e.WAHA_API_URL!.replace(/\/+$/, ""),
       apiKey: e.WAHA_API_KEY,
       session: e.WAHA_SESSION,
+    }
+    : {
+      kind: "twilio",
+      baseUrl: e.TWILIO_API_URL.replace(/\/+$/, ""),
+      accountSid: e.TWILIO_ACCOUNT_SID!,
+      authToken: e.TWILIO_AUTH_TOKEN!,
+      from: e.TWILIO_WHATSAPP_FROM!,
+      // Statuses go to the message webhook, which reconciles recipients by MessageSid.
+      statusCallback: e.TWILIO_STATUS_CALLBACK_URL ?? e.TWILIO_WEBHOOK_URL,
     };
   const selfUrl = e.SEND_SELF_URL ??
     (e.SUPABASE_URL

@@ -11,7 +11,12 @@ import { resolveEventTime } from "../../whatsapp/event_time.ts";
 /** The request as a format sees it: the JSON body, or the form fields of a form post. */
 export type DeliveryInput =
   | { kind: "json"; json: unknown }
-  | { kind: "form"; form: URLSearchParams };
+  | {
+    kind: "form";
+    form: URLSearchParams;
+    /** The request URL's query (signed with the form by Twilio): e.g. `callback_data`. */
+    query?: URLSearchParams;
+  };
 
 /** One message or status of a payload: its event, or why it cannot be stored. */
 export type ItemResult =

@@ -8,7 +8,10 @@
  *   undelivered, …), `From=whatsapp:+<business>`, `To=whatsapp:+<customer>`, `ErrorCode`.
  *
  * The account is the business number: `To` of an incoming message, `From` of a status. Twilio gives
- * no event time: the receive time is used. Signed with `X-Twilio-Signature`.
+ * no event time: the receive time is used. Signed with `X-Twilio-Signature` (over the URL with its
+ * query and the form). whatsapp-send-batch asks Twilio for status callbacks at this URL with
+ * `?callback_data=<recipient id>`, which comes back as the status's callback data, as Cloud API's
+ * `biz_opaque_callback_data` does: a recipient whose send timed out is reconciled by it.
  */
 import type { MessageStatus } from "../event.ts";
 import {
@@ -72,6 +75,9 @@ export const twilioFormat: MessageFormat = {
       if (!status) throw new IgnoredItem(`MessageStatus "${state.slice(0, 32)}" is not stored`);
       const chat = tryNormalizeChat(text(form.get("To"), 128));
       const errorCode = text(form.get("ErrorCode"), 32);
+      const callbackData = input.kind === "form"
+        ? text(input.query?.get("callback_data"), 512)
+        : undefined;
       return {
         kind: "status",
         account: normalizeAccount(required(form.get("From"), "From", 128)),
@@ -81,6 +87,7 @@ export const twilioFormat: MessageFormat = {
         ...(chat ? { chat } : {}),
         fromMe: true,
         ...(errorCode ? { errorCode } : {}),
+        ...(callbackData ? { callbackData } : {}),
       };
     });
     return { kind: "items", format: "twilio", items: [item] };

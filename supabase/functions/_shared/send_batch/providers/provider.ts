@@ -48,10 +48,39 @@ const REFUSED = /connection refused|tcp connect error|dns error|failed to lookup
  * POSTs JSON and reads the JSON answer within `timeoutMs`. Returns the response, or the outcome
  * of a transport failure (`unreachable` when the connection was never made, else `unknown`).
  */
-export async function postJson(
+export function postJson(
   url: string,
   headers: Record<string, string>,
   body: unknown,
+  timeoutMs: number,
+): Promise<ProviderResponse | SendOutcome> {
+  return post(
+    url,
+    { "content-type": "application/json", ...headers },
+    JSON.stringify(body),
+    timeoutMs,
+  );
+}
+
+/** Like {@link postJson}, with the fields form-encoded (`application/x-www-form-urlencoded`). */
+export function postForm(
+  url: string,
+  headers: Record<string, string>,
+  fields: Record<string, string>,
+  timeoutMs: number,
+): Promise<ProviderResponse | SendOutcome> {
+  return post(
+    url,
+    { "content-type": "application/x-www-form-urlencoded", ...headers },
+    new URLSearchParams(fields).toString(),
+    timeoutMs,
+  );
+}
+
+async function post(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
   timeoutMs: number,
 ): Promise<ProviderResponse | SendOutcome> {
   const signal = AbortSignal.timeout(timeoutMs);
@@ -59,8 +88,8 @@ export async function postJson(
   try {
     response = await fetch(url, {
       method: "POST",
-      headers: { "content-type": "application/json", accept: "application/json", ...headers },
-      body: JSON.stringify(body),
+      headers: { accept: "application/json", ...headers },
+      body,
       signal,
     });
   } catch (error) {

@@ -5,6 +5,7 @@ import type { ProviderConfig } from "../config.ts";
 import { EvolutionProvider } from "./evolution.ts";
 import { MetaCloudProvider } from "./meta_cloud.ts";
 import type { SendProvider } from "./provider.ts";
+import { TwilioProvider } from "./twilio.ts";
 import { WahaProvider } from "./waha.ts";
 
 /** Builds the configured provider. */
@@ -16,5 +17,7 @@ export function createProvider(config: ProviderConfig, timeoutMs: number): SendP
       return new EvolutionProvider({ ...config, timeoutMs });
     case "waha":
       return new WahaProvider({ ...config, timeoutMs });
+    case "twilio":
+      return new TwilioProvider({ ...config, timeoutMs });
   }
 }
