@@ -17,6 +17,7 @@
  * module (`FunctionBench`, e.g. `membership/scenarios.ts`); the shared harness is in `lib/`.
  */
 import postgres from "postgres";
+import { enableBroadcasts } from "../scripts/lib/database_checks.ts";
 import { applyMigrations } from "../scripts/lib/migrate.ts";
 import { freePort } from "../scripts/lib/ports.ts";
 import { type PostgresServer, startPostgres } from "../scripts/lib/postgres_server.ts";
@@ -78,6 +79,8 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
     redis = await startRedis({ port: freePort() });
     upstash = await startUpstashRestServer({ redisUrl: redis.url, token: REDIS_TOKEN });
     await applyMigrations(pg.url);
+    // Broadcast from Database on: every duplicate storm counts broadcasts beside row changes.
+    await enableBroadcasts(pg.url);
     proxy = startPgCountingProxy(pg.port);
     sql = postgres(pg.url, { max: 2, onnotice: () => {} });
     const ctx: BenchContext = { env: { work, pg, redis, upstash, proxy, sql }, options: o, log };

@@ -26,6 +26,11 @@ export interface StrategyRow {
   dbRoundTripsPerDelivery: number;
   /** Redis fault rows: database round trips per delivery in the 10 s after Redis returns. */
   afterRedisReturns?: AfterRecoveryFigure;
+  /**
+   * Realtime broadcasts read from realtime.messages (Broadcast from Database is on in the bench):
+   * the feed checks they are exactly one per row change of a broadcast table.
+   */
+  broadcasts?: number;
   /** Calls of the apply function (pg_stat_user_functions) per delivery; ours only. */
   applyCallsPerDelivery?: number;
   /** Redis commands per delivery (Upstash endpoint). */

@@ -22,6 +22,19 @@ export function evaluateTargets(result: Omit<BenchResult, "targets">): TargetChe
       : bad.map((r) => `${r.label}: ${r.leaked} leaked, ${r.lost} lost`).join("; "),
     met: ours.length === 0 ? null : bad.length === 0,
   }];
+  // Broadcast from Database: ours' rows on broadcast tables (memberships, messages).
+  const broadcastRows = ours.filter((r) => r.broadcasts !== undefined);
+  const offBroadcast = broadcastRows.filter((r) => r.broadcasts !== r.rowChanges);
+  checks.push({
+    target: "ours: exactly one Realtime broadcast per effective change (none for copies)",
+    measured: broadcastRows.length === 0
+      ? "not run"
+      : offBroadcast.length === 0
+      ? `${broadcastRows.length} rows, broadcasts = row changes = real changes`
+      : offBroadcast.map((r) => `${r.label}: ${r.broadcasts} broadcasts, ${r.rowChanges} changes`)
+        .join("; "),
+    met: broadcastRows.length === 0 ? null : offBroadcast.length === 0,
+  });
   const micro = (name: string) => result.micro.find((m) => m.name === name)?.avgNs;
   const tier100k = micro("memory tier, 100000 live keys");
   const scan100k = micro("scan-every-entry Map, 100000 live keys");

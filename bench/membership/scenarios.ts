@@ -189,6 +189,7 @@ async function runScenario(
     non2xx: send.non2xx,
     gaveUp: send.gaveUp,
     rowChanges: correctness.rowChanges,
+    broadcasts: feed.broadcasting ? feed.broadcasts().length : undefined,
     expectedChanges: correctness.expectedChanges,
     leaked: correctness.leaked,
     lost: correctness.lost,

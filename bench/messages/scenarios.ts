@@ -149,6 +149,7 @@ async function runScenario(
     non2xx: send.non2xx,
     gaveUp: send.gaveUp,
     rowChanges: correctness.rowChanges,
+    broadcasts: feed.broadcasting ? feed.broadcasts().length : undefined,
     expectedChanges: workload.events,
     leaked: correctness.leaked,
     lost: correctness.lost,
