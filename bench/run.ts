@@ -17,6 +17,7 @@
  * module (`FunctionBench`, e.g. `membership/scenarios.ts`); the shared harness is in `lib/`.
  */
 import postgres from "postgres";
+import { exitAfterCleanup, stopOnSignals } from "../scripts/lib/cleanup.ts";
 import { enableBroadcasts } from "../scripts/lib/database_checks.ts";
 import { applyMigrations } from "../scripts/lib/migrate.ts";
 import { freePort } from "../scripts/lib/ports.ts";
@@ -199,8 +200,13 @@ function parseArgs(
 }
 
 if (import.meta.main) {
+  // SIGINT/SIGTERM to this process stops its PostgreSQL, Redis, endpoint and instances.
+  stopOnSignals();
   const args = parseArgs(Deno.args);
-  const result = await runBenchmark(args);
+  const result = await runBenchmark(args).catch((error) => {
+    console.error(error);
+    return exitAfterCleanup(1);
+  });
   console.log(formatReport(result));
   if (args.write) {
     const out = args.out.endsWith("/") ? args.out : `${args.out}/`;
@@ -238,5 +244,5 @@ if (import.meta.main) {
     }
   }
   const ours = [...result.rows, ...result.topology ?? []].filter(isOurs);
-  Deno.exit(ours.every((r) => r.leaked === 0 && r.lost === 0) ? 0 : 1);
+  await exitAfterCleanup(ours.every((r) => r.leaked === 0 && r.lost === 0) ? 0 : 1);
 }

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Runs the functions locally: PostgreSQL, migrations, and every function at
-# http://127.0.0.1:${PORT:-54321}/functions/v1/<name>. Extra arguments go to scripts/dev.ts.
+# http://127.0.0.1:${PORT:-54321}/functions/v1/<name>. Extra arguments go to scripts/dev.ts;
+# with --with-redis, redis-server is installed first when missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-exec scripts/bootstrap.sh -- deno task dev "$@"
+need=()
+for arg in "$@"; do
+  if [[ "$arg" == --with-redis ]]; then need=(--need-redis); fi
+done
+# exec all the way down: a signal sent to this process reaches `deno task dev`, which passes it on.
+exec scripts/bootstrap.sh ${need[@]+"${need[@]}"} -- deno task dev "$@"

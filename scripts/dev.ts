@@ -7,6 +7,7 @@
  * Upstash-compatible endpoint. --with-pooler serves the functions through PgBouncer in transaction
  * mode (as Supabase's pooler), on POOLER_PORT (54329).
  */
+import { exitAfterCleanup, onCleanup, stopOnSignals } from "./lib/cleanup.ts";
 import { applyMigrations } from "./lib/migrate.ts";
 import { startPgBouncer } from "./lib/pgbouncer_server.ts";
 import { freePort } from "./lib/ports.ts";
@@ -23,7 +24,6 @@ const root = new URL("../", import.meta.url).pathname;
 // /root): keep its data where any user can traverse.
 const stateDir = Deno.env.get("LOCAL_STATE_DIR") ??
   (Deno.uid() === 0 ? "/var/tmp/whatsapp-webhook-dedup" : `${root}.local`);
-const cleanups: (() => Promise<void>)[] = [];
 
 async function main() {
   const pgPort = Number(Deno.env.get("PG_PORT") ?? 54322);
@@ -34,7 +34,6 @@ async function main() {
       port: pgPort,
       logFile: `${stateDir}/postgres.log`,
     });
-    cleanups.push(() => pg.stop());
     databaseUrl = pg.url;
     console.log(`PostgreSQL on ${databaseUrl} (log: ${stateDir}/postgres.log)`);
   }
@@ -47,19 +46,17 @@ async function main() {
       port: Number(Deno.env.get("POOLER_PORT") ?? 54329),
       logFile: `${stateDir}/pgbouncer.log`,
     });
-    cleanups.unshift(() => pooler.stop());
+    onCleanup(() => pooler.stop());
     Deno.env.set("SUPABASE_DB_URL", pooler.url);
     console.log(`PgBouncer (transaction mode) on ${pooler.url}: the functions connect through it`);
   }
 
   if (Deno.args.includes("--with-redis") && !Deno.env.get("UPSTASH_REDIS_REST_URL")) {
     const redis = await startRedis({ port: freePort() });
-    cleanups.push(() => redis.stop());
     const upstash = await startUpstashRestServer({
       redisUrl: redis.url,
       token: "local-upstash-token",
     });
-    cleanups.unshift(() => upstash.close());
     Deno.env.set("UPSTASH_REDIS_REST_URL", upstash.url);
     Deno.env.set("UPSTASH_REDIS_REST_TOKEN", upstash.token);
     console.log(`Redis on ${redis.url}, Upstash-compatible endpoint on ${upstash.url}`);
@@ -74,20 +71,16 @@ async function main() {
     port: Number(Deno.env.get("PORT") ?? 54321),
     hostname: Deno.env.get("HOST") ?? "127.0.0.1",
   });
-  cleanups.unshift(() => server.shutdown());
+  // Registered last, so run first: the functions finish their work before the servers stop.
+  onCleanup(() => server.shutdown());
 }
 
-async function shutdown(code: number) {
-  for (const cleanup of cleanups) await cleanup().catch(() => {});
-  Deno.exit(code);
-}
-
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.addSignalListener(signal, () => shutdown(0));
-}
+// SIGINT/SIGTERM to this process (or to `deno task dev`, which passes it on) stops everything
+// started here: PostgreSQL, Redis and its endpoint register themselves when they start.
+stopOnSignals();
 try {
   await main();
 } catch (error) {
   console.error(error instanceof Error ? error.message : error);
-  await shutdown(1);
+  await exitAfterCleanup(1);
 }

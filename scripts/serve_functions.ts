@@ -2,10 +2,18 @@
  * The local functions runner: serves every `supabase/functions/<name>/index.ts` at
  * `http://127.0.0.1:$PORT/functions/v1/<name>`, the URL layout of `supabase functions serve`,
  * without Docker. Each function is imported unchanged and called through its
- * `export default { fetch }` with the very request the server received (same URL, headers and
- * body), as the Supabase Edge Runtime does.
+ * `export default { fetch }` with the request the server received (same method, URL, headers and
+ * body bytes, streamed), as the Supabase Edge Runtime does.
  *
  * As on the platform:
+ * - each function runs in instances of its own (a Web Worker each: own isolate, own module
+ *   state), started on demand, with the platform's limits (`lib/edge_limits.ts`): a wall clock
+ *   per instance (`EDGE_WALL_CLOCK_MS`, default 150000) that cuts its requests and its
+ *   `waitUntil` work, and, with `EDGE_EVICT_AFTER_RESPONSE=1`, a fresh instance after each
+ *   response;
+ * - functions get `SUPABASE_URL` (this runner) and the legacy `SUPABASE_ANON_KEY` and
+ *   `SUPABASE_SERVICE_ROLE_KEY` (signed with the local JWT secret) unless set
+ *   (`lib/platform_env.ts`);
  * - functions whose `config.toml` section has `verify_jwt = true` (the default) only receive
  *   requests with a valid JWT (HS256 with `SUPABASE_JWT_SECRET`, default the CLI's local secret,
  *   or ES256 with the local signing key; `exp` checked; see `lib/local_jwt.ts`); others get the
@@ -16,15 +24,19 @@
  *   runner stops accepting requests and waits up to `WAIT_UNTIL_DRAIN_MS` (default 10000) for it.
  *
  * Environment: PORT (default 54321), HOST (default 127.0.0.1), SUPABASE_JWT_SECRET,
- * WAIT_UNTIL_DRAIN_MS, and whatever the functions read.
+ * WAIT_UNTIL_DRAIN_MS, EDGE_WALL_CLOCK_MS, EDGE_EVICT_AFTER_RESPONSE, and whatever the functions
+ * read. `loadFunctions` + `createRouter` serve the functions in this process instead, without
+ * instances or limits (the benchmark's instances do).
  */
 import { parse as parseToml } from "smol-toml";
+import { type EdgeLimits, edgeLimitsFromEnv } from "./lib/edge_limits.ts";
+import { EdgeFunctionPool } from "./lib/edge_pool.ts";
 import { BackgroundTasks, installEdgeRuntime } from "./lib/edge_runtime.ts";
 import { GatewayJwtCheck, localAuthEnv, localJwksResponse } from "./lib/local_jwt.ts";
+import { localApiKeys, platformEnv } from "./lib/platform_env.ts";
 
 /** The functions directory of this repository. */
 export const FUNCTIONS_DIR = new URL("../supabase/functions/", import.meta.url);
-const CONFIG_TOML = new URL("../supabase/config.toml", import.meta.url);
 const PREFIX = "/functions/v1/";
 
 /** A function found on disk. */
@@ -34,31 +46,64 @@ export interface LocalFunction {
   fetch: (request: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response>;
 }
 
-/** Imports every function under `supabase/functions` (folders starting with `_` or `.` are shared code). */
-export async function loadFunctions(): Promise<LocalFunction[]> {
-  const config = parseToml(await Deno.readTextFile(CONFIG_TOML)) as {
+/** A function's entry module and settings, before anything is imported. */
+export interface FunctionEntry {
+  name: string;
+  verifyJwt: boolean;
+  /** Its `index.ts`. */
+  entry: URL;
+}
+
+/**
+ * Lists the functions under `functionsDir` (default `supabase/functions`; folders starting with
+ * `_` or `.` are shared code) with their `config.toml` settings (the file beside that folder).
+ */
+export async function listFunctions(functionsDir: URL = FUNCTIONS_DIR): Promise<FunctionEntry[]> {
+  const config = parseToml(await Deno.readTextFile(new URL("../config.toml", functionsDir))) as {
     functions?: Record<string, { verify_jwt?: boolean; enabled?: boolean; entrypoint?: string }>;
   };
   const names: string[] = [];
-  for await (const entry of Deno.readDir(FUNCTIONS_DIR)) {
+  for await (const entry of Deno.readDir(functionsDir)) {
     if (entry.isDirectory && !entry.name.startsWith("_") && !entry.name.startsWith(".")) {
       names.push(entry.name);
     }
   }
   names.sort();
+  return names
+    .filter((name) => config.functions?.[name]?.enabled !== false)
+    .map((name) => ({
+      name,
+      verifyJwt: config.functions?.[name]?.verify_jwt ?? true,
+      entry: new URL(`${name}/index.ts`, functionsDir),
+    }));
+}
+
+/** Imports every function into this process (no instances, no limits). */
+export async function loadFunctions(functionsDir: URL = FUNCTIONS_DIR): Promise<LocalFunction[]> {
   const functions: LocalFunction[] = [];
-  for (const name of names) {
-    const settings = config.functions?.[name] ?? {};
-    if (settings.enabled === false) continue;
-    const entry = new URL(`${name}/index.ts`, FUNCTIONS_DIR);
+  for (const { name, verifyJwt, entry } of await listFunctions(functionsDir)) {
     const mod = await import(entry.href);
     const handler = mod.default?.fetch;
     if (typeof handler !== "function") {
       throw new Error(`${name}/index.ts must export default { fetch }`);
     }
-    functions.push({ name, verifyJwt: settings.verify_jwt ?? true, fetch: handler });
+    functions.push({ name, verifyJwt, fetch: handler });
   }
   return functions;
+}
+
+/** Each function served by instances of its own, within `limits`. */
+export function isolatedFunctions(
+  entries: FunctionEntry[],
+  limits: EdgeLimits,
+): { functions: LocalFunction[]; pools: EdgeFunctionPool[] } {
+  const pools = entries.map((fn) => new EdgeFunctionPool({ ...fn, limits }));
+  const functions = entries.map((fn, i): LocalFunction => ({
+    name: fn.name,
+    verifyJwt: fn.verifyJwt,
+    fetch: (request, info) => pools[i].fetch(request, info),
+  }));
+  return { functions, pools };
 }
 
 /**
@@ -121,21 +166,37 @@ export function createRouter(
 /** A running runner. */
 export interface FunctionsServer {
   addr: Deno.NetAddr;
-  /** Work handed to `EdgeRuntime.waitUntil`. */
+  /** Work handed to `EdgeRuntime.waitUntil` in this process (functions use their instance's). */
   tasks: BackgroundTasks;
-  /** Stops accepting requests, then waits (bounded) for pending `waitUntil` work. */
+  /** Each function's instances. */
+  pools: EdgeFunctionPool[];
+  /**
+   * Stops accepting requests, then waits (bounded) for the instances' responses and pending
+   * `waitUntil` work, and ends them.
+   */
   shutdown(): Promise<void>;
 }
 
 /** Starts the runner (and the `EdgeRuntime` global); resolves once it listens. */
 export async function serveFunctions(
-  options: { port?: number; hostname?: string; quiet?: boolean; drainTimeoutMs?: number } = {},
+  options: {
+    port?: number;
+    hostname?: string;
+    quiet?: boolean;
+    drainTimeoutMs?: number;
+    /** Default from `EDGE_WALL_CLOCK_MS` and `EDGE_EVICT_AFTER_RESPONSE`. */
+    limits?: EdgeLimits;
+    /** Default `supabase/functions` (tests serve functions of their own). */
+    functionsDir?: URL;
+  } = {},
 ): Promise<FunctionsServer> {
   const tasks = installEdgeRuntime();
   for (const [name, value] of Object.entries(localAuthEnv(Deno.env.toObject()))) {
     Deno.env.set(name, value);
   }
-  const functions = await loadFunctions();
+  const limits = options.limits ?? edgeLimitsFromEnv(Deno.env.toObject());
+  const { functions, pools } = isolatedFunctions(await listFunctions(options.functionsDir), limits);
+  const keys = await localApiKeys();
   const hostname = options.hostname ?? "127.0.0.1";
   const drainTimeoutMs = options.drainTimeoutMs ??
     Number(Deno.env.get("WAIT_UNTIL_DRAIN_MS") ?? 10_000);
@@ -149,15 +210,28 @@ export async function serveFunctions(
       }
     },
   }, createRouter(functions));
+  // Set before any request is handled: instances start on demand and read them then.
+  const host = hostname === "0.0.0.0" || hostname === "::" ? "127.0.0.1" : hostname;
+  const base = `http://${host}:${server.addr.port}`;
+  for (const [name, value] of Object.entries(platformEnv(base, keys, Deno.env.toObject()))) {
+    Deno.env.set(name, value);
+  }
   return {
     addr: server.addr,
     tasks,
+    pools,
     async shutdown() {
       await server.shutdown();
+      const started = Date.now();
       const left = await tasks.drain(drainTimeoutMs);
-      if (left > 0) {
+      const cut = await Promise.all(
+        pools.map((pool) => pool.close(Math.max(0, drainTimeoutMs - (Date.now() - started)))),
+      );
+      const instances = cut.reduce((a, b) => a + b, 0);
+      if (left + instances > 0) {
         console.error(
-          `shutdown: ${left} waitUntil task(s) still pending after ${drainTimeoutMs} ms`,
+          `shutdown: ${left + instances} instance(s) or waitUntil task(s) still busy after ` +
+            `${drainTimeoutMs} ms`,
         );
       }
     },

@@ -4,6 +4,7 @@
  * end-to-end suites again with the functions behind PgBouncer (scripts/lib/pooled_test_pass.ts),
  * and stops everything. Extra arguments go to `deno test` (e.g. a file or `--filter`).
  */
+import { exitAfterCleanup, stopOnSignals, trackChild } from "./lib/cleanup.ts";
 import { enableBroadcasts, runAdvisor, runPgTap } from "./lib/database_checks.ts";
 import { applyMigrations } from "./lib/migrate.ts";
 import { freePort } from "./lib/ports.ts";
@@ -11,6 +12,8 @@ import { runPooledPass } from "./lib/pooled_test_pass.ts";
 import { startPostgres } from "./lib/postgres_server.ts";
 import { startRedis } from "./lib/redis_server.ts";
 
+// SIGINT/SIGTERM to this process stops the tests and every server and instance started for them.
+stopOnSignals();
 const work = await Deno.makeTempDir({ prefix: "wa-webhook-test-" });
 await Deno.chmod(work, 0o755);
 const pg = await startPostgres({
@@ -39,6 +42,7 @@ try {
     },
     stdin: "null",
   }).spawn();
+  trackChild(child);
   code = (await child.status).code;
   if (code === 0 && !(advisorOk && pgTapOk)) code = 1;
   const junit = await Deno.readTextFile(`${work}/junit.xml`).catch(() => "");
@@ -66,4 +70,4 @@ try {
   if (code === 0) await Deno.remove(work, { recursive: true }).catch(() => {});
   else console.error(`test servers' logs kept in ${work}`);
 }
-Deno.exit(code);
+await exitAfterCleanup(code);

@@ -3,6 +3,7 @@
  * port and memory, sharing the database and Redis through the environment.
  */
 import { childProcessEnv } from "../../scripts/lib/child_env.ts";
+import { trackChild } from "../../scripts/lib/cleanup.ts";
 import { freePort } from "../../scripts/lib/ports.ts";
 import { FUNCTION_PATH, type InstanceStats } from "../instance_runner.ts";
 
@@ -43,6 +44,7 @@ export async function startInstance(
     stdout: "null",
     stderr: "inherit",
   }).spawn();
+  trackChild(child);
   let exited = false;
   child.status.then(() => (exited = true));
   const baseUrl = `http://127.0.0.1:${port}`;

@@ -14,11 +14,18 @@ export interface EdgeRuntimeGlobal {
 export class BackgroundTasks {
   readonly #pending = new Set<Promise<void>>();
   readonly #log: (line: string) => void;
+  readonly #onChange: (pending: number) => void;
   #rejected = 0;
 
-  /** `log` receives one JSON line per rejected task (default: console.error). */
-  constructor(options: { log?: (line: string) => void } = {}) {
+  /**
+   * `log` receives one JSON line per rejected task (default: console.error); `onChange` the
+   * number of pending tasks each time it changes.
+   */
+  constructor(
+    options: { log?: (line: string) => void; onChange?: (pending: number) => void } = {},
+  ) {
     this.#log = options.log ?? ((line) => console.error(line));
+    this.#onChange = options.onChange ?? (() => {});
   }
 
   /** Tracks `promise` until it settles; returns it unchanged. */
@@ -30,8 +37,12 @@ export class BackgroundTasks {
         const name = error instanceof Error ? error.name : typeof error;
         this.#log(JSON.stringify({ level: "error", msg: "waitUntil task rejected", error: name }));
       },
-    ).finally(() => this.#pending.delete(tracked));
+    ).finally(() => {
+      this.#pending.delete(tracked);
+      this.#onChange(this.#pending.size);
+    });
     this.#pending.add(tracked);
+    this.#onChange(this.#pending.size);
     return promise;
   }
 

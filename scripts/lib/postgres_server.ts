@@ -3,8 +3,12 @@
  *
  * Uses the server binaries found in `PG_BIN`, `/usr/lib/postgresql/<version>/bin` or
  * `pg_config --bindir`. PostgreSQL refuses to run as root, so under root the server runs as the
- * `postgres` user (or `nobody`) through `setpriv`.
+ * `postgres` user (or `nobody`) through `setpriv`. A start resolves once the server accepts a
+ * login (not merely once its port is open); a started server is stopped by the command's cleanup
+ * (`cleanup.ts`) if nothing else stops it.
  */
+import { onCleanup } from "./cleanup.ts";
+import { waitForPostgresLogin } from "./readiness.ts";
 
 /** A running local PostgreSQL server. */
 export interface PostgresServer {
@@ -108,21 +112,6 @@ async function chownTree(path: string, uid: number, gid: number): Promise<void> 
   }
 }
 
-async function waitForPort(port: number, timeoutMs: number, exited: () => boolean): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (exited()) throw new Error("PostgreSQL exited during start-up");
-    try {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      conn.close();
-      return;
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`PostgreSQL did not listen on port ${port} within ${timeoutMs} ms`);
-}
-
 /** Initialises (when needed) and starts a PostgreSQL server. */
 export async function startPostgres(options: StartPostgresOptions): Promise<PostgresServer> {
   const bin = await findPostgresBin();
@@ -201,10 +190,17 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Post
       const current = child;
       current.stdout.pipeTo(outLog.writable).catch(() => {});
       current.stderr.pipeTo(errLog.writable).catch(() => {});
+      const forget = onCleanup(() => server.stop());
       current.status.then(() => {
         if (child === current) exited = true;
+        forget();
       });
-      await waitForPort(options.port, 30_000, () => exited);
+      try {
+        await waitForPostgresLogin(server.url, { timeoutMs: 30_000, exited: () => exited });
+      } catch (error) {
+        await server.stop();
+        throw error;
+      }
     },
     async stop() {
       if (!child || exited) return;

@@ -1,6 +1,10 @@
 /**
- * Starts a local Redis server (Debian's `redis-server`) on loopback, without persistence.
+ * Starts a local Redis server (Debian's `redis-server`) on loopback, without persistence. A start
+ * resolves once the server answers PING; a started server is stopped by the command's cleanup
+ * (`cleanup.ts`) if nothing else stops it.
  */
+import { onCleanup } from "./cleanup.ts";
+import { waitForRedisPing } from "./readiness.ts";
 
 /** A running local Redis server. */
 export interface RedisServer {
@@ -51,21 +55,17 @@ export async function startRedis(
       }
       exited = false;
       const current = child;
+      const forget = onCleanup(() => server.stop());
       current.status.then(() => {
         if (child === current) exited = true;
+        forget();
       });
-      const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline) {
-        if (exited) throw new Error("redis-server exited during start-up");
-        try {
-          const conn = await Deno.connect({ hostname: "127.0.0.1", port: options.port });
-          conn.close();
-          return;
-        } catch {
-          await new Promise((r) => setTimeout(r, 50));
-        }
+      try {
+        await waitForRedisPing(options.port, { timeoutMs: 10_000, exited: () => exited });
+      } catch (error) {
+        await server.stop();
+        throw error;
       }
-      throw new Error(`redis-server did not listen on port ${options.port}`);
     },
     async stop() {
       if (!child || exited) return;

@@ -8,6 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import { createClient } from "@redis/client";
+import { onCleanup } from "./cleanup.ts";
 
 /** A running endpoint. */
 export interface UpstashRestServer {
@@ -150,18 +151,18 @@ export async function startUpstashRestServer(options: {
     }
   });
   const port = server.addr.port;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    token: options.token,
-    stats,
-    faults,
-    async close() {
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      forget();
       await server.shutdown();
       try {
         redis.destroy();
       } catch { /* already closed */ }
-    },
-  };
+    })();
+  // Closed before the Redis it stands in front of when the command stops.
+  const forget = onCleanup(close);
+  return { url: `http://127.0.0.1:${port}`, token: options.token, stats, faults, close };
 }
 
 if (import.meta.main) {

@@ -5,6 +5,7 @@
  * instance given the direct test database connects through PgBouncer instead.
  */
 import { childProcessEnv } from "../../scripts/lib/child_env.ts";
+import { trackChild } from "../../scripts/lib/cleanup.ts";
 import { freePort } from "../../scripts/lib/ports.ts";
 import { functionDatabaseUrl } from "./env.ts";
 
@@ -43,6 +44,7 @@ export async function startFunctionInstance(
     stdout: "null",
     stderr: "inherit",
   }).spawn();
+  trackChild(child);
   let exited = false;
   child.status.then(() => (exited = true));
   const baseUrl = `http://127.0.0.1:${port}/functions/v1`;
