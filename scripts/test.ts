@@ -44,7 +44,6 @@ try {
   }).spawn();
   trackChild(child);
   code = (await child.status).code;
-  if (code === 0 && !(advisorOk && pgTapOk)) code = 1;
   const junit = await Deno.readTextFile(`${work}/junit.xml`).catch(() => "");
   const suites = /<testsuites[^>]*\btests="(\d+)"[^>]*\bfailures="(\d+)"[^>]*\berrors="(\d+)"/.exec(
     junit,
@@ -62,6 +61,7 @@ try {
     args: Deno.args,
   });
   if (code === 0) code = pooled;
+  if (code === 0 && !(advisorOk && pgTapOk)) code = 1;
 } catch (error) {
   console.error(error);
 } finally {
