@@ -40,6 +40,10 @@ insert into public.webhook_idempotency
 insert into public.webhook_idempotency_cleanup_runs (started_at, finished_at, rows_deleted)
   values ('2000-01-01', '2000-01-01', 0);
 insert into public.whatsapp_send_rate_slots (key, next_slot_at) values ('matrix:provider', now());
+-- A batch without recipients has no counts row yet (the insert cell adds one).
+insert into public.whatsapp_send_batches (id, owner, message, total) values
+  ('00000000-0000-4000-8000-0000000000bb', '00000000-0000-4000-8000-00000000000a',
+   '{"type":"text","text":"hello"}', 1);
 
 create temp table statements (tbl text, op text, stmt text) on commit drop;
 insert into statements values
@@ -147,7 +151,19 @@ insert into statements values
    $$update public.whatsapp_send_rate_slots set next_slot_at = next_slot_at
       where key = 'matrix:provider'$$),
   ('whatsapp_send_rate_slots', 'delete',
-   $$delete from public.whatsapp_send_rate_slots where key = 'matrix:provider'$$);
+   $$delete from public.whatsapp_send_rate_slots where key = 'matrix:provider'$$),
+  ('whatsapp_send_batch_counts', 'select',
+   $$select * from public.whatsapp_send_batch_counts
+      where batch_id = '00000000-0000-4000-8000-0000000000ba'$$),
+  ('whatsapp_send_batch_counts', 'insert',
+   $$insert into public.whatsapp_send_batch_counts (batch_id)
+     values ('00000000-0000-4000-8000-0000000000bb')$$),
+  ('whatsapp_send_batch_counts', 'update',
+   $$update public.whatsapp_send_batch_counts set pending = pending
+      where batch_id = '00000000-0000-4000-8000-0000000000ba'$$),
+  ('whatsapp_send_batch_counts', 'delete',
+   $$delete from public.whatsapp_send_batch_counts
+      where batch_id = '00000000-0000-4000-8000-0000000000ba'$$);
 
 -- The expected matrix, in the order of the README's table: anon | owner | other | service_role.
 create temp table expected (tbl text, op text, anon text, owner text, other text, service text)
@@ -192,7 +208,11 @@ insert into expected values
   ('whatsapp_send_rate_slots', 'select', 'denied', 'denied', 'denied', 'ok 1'),
   ('whatsapp_send_rate_slots', 'insert', 'denied', 'denied', 'denied', 'ok 1'),
   ('whatsapp_send_rate_slots', 'update', 'denied', 'denied', 'denied', 'ok 1'),
-  ('whatsapp_send_rate_slots', 'delete', 'denied', 'denied', 'denied', 'ok 1');
+  ('whatsapp_send_rate_slots', 'delete', 'denied', 'denied', 'denied', 'ok 1'),
+  ('whatsapp_send_batch_counts', 'select', 'denied', 'denied', 'denied', 'ok 1'),
+  ('whatsapp_send_batch_counts', 'insert', 'denied', 'denied', 'denied', 'ok 1'),
+  ('whatsapp_send_batch_counts', 'update', 'denied', 'denied', 'denied', 'ok 1'),
+  ('whatsapp_send_batch_counts', 'delete', 'denied', 'denied', 'denied', 'ok 1');
 
 -- Every table in public has a row in the matrix (a new table must be added here, with its cells).
 select is(

@@ -14,6 +14,7 @@
  */
 import { z } from "zod";
 import {
+  BODY_PATH,
   HttpError,
   jsonResponse,
   MalformedJsonError,
@@ -21,9 +22,10 @@ import {
   readBodyLimited,
 } from "../_shared/core/http.ts";
 import { zodIssues } from "../_shared/core/payload.ts";
-import { cleanJson, cleanParam, cleanText } from "../_shared/core/sanitize.ts";
+import { cleanJson, cleanParam } from "../_shared/core/sanitize.ts";
 import { toErrorResponse } from "../_shared/core/error_response.ts";
 import { parseIdempotencyConfig } from "../_shared/core/idempotency/config.ts";
+import { IDEMPOTENCY_HEADERS } from "../_shared/core/idempotency/key.ts";
 import {
   createIdempotencyLayer,
   type IdempotencyLayer,
@@ -43,15 +45,17 @@ import type { SendProvider } from "../_shared/send_batch/providers/provider.ts";
 import type { RateLimiter } from "../_shared/send_batch/rate_limiter.ts";
 import { createRateLimiter } from "../_shared/send_batch/rate_limiter_factory.ts";
 import {
-  readRecipients,
-  readRecipientsCsv,
+  rawRecipient,
+  readRecipientsCsvStream,
+  RecipientCollector,
   type RecipientList,
+  scanJsonBody,
 } from "../_shared/send_batch/recipients_input.ts";
 import { SendBatchRepository } from "../_shared/send_batch/repository.ts";
 import { SendBatchService } from "../_shared/send_batch/service.ts";
 
 const FUNCTION_NAME = "whatsapp-send-batch";
-/** Largest upload accepted (10,000 recipients with variables fit comfortably). */
+/** Largest body of the other POST routes (retry); a create's is `config.maxUploadBytes`. */
 export const MAX_UPLOAD_BYTES = 5 * 1024 * 1024;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -78,15 +82,8 @@ class BatchNotFoundError extends HttpError {
 
 const CreateSchema = z.object({
   message: MessageInputSchema,
-  // A bare value is taken as the phone; every row is checked on its own (rejected, not fatal).
-  recipients: z.array(
-    z.preprocess(
-      (
-        row,
-      ) => (row !== null && typeof row === "object" && !Array.isArray(row) ? row : { phone: row }),
-      z.object({ phone: z.unknown() }).passthrough(),
-    ),
-  ).max(1_000_000),
+  // Its rows are streamed to a RecipientCollector, each checked on its own (rejected, not fatal).
+  recipients: z.array(z.unknown()),
   owner: z.string().regex(UUID).optional(),
 });
 
@@ -116,16 +113,58 @@ async function readJson(request: Request): Promise<unknown> {
   }
 }
 
+/** 413 naming the body: the upload is larger than this route takes. */
+function uploadTooLarge(limit: number): HttpError {
+  return new HttpError(413, "payload_too_large", `request body is larger than ${limit} bytes`, {
+    details: [{ path: BODY_PATH, message: `at most ${limit} bytes` }],
+  });
+}
+
+/**
+ * The body as text, decoded as it streams in, refused past `limit` bytes (a declared length at
+ * once). Nothing of it is kept here: the readers keep what they need.
+ */
+async function* bodyText(request: Request, limit: number): AsyncGenerator<string> {
+  const declared = request.headers.get("content-length");
+  if (declared !== null && /^[0-9]+$/.test(declared) && Number(declared) > limit) {
+    throw uploadTooLarge(limit);
+  }
+  const stream = request.body;
+  if (!stream) return;
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) throw uploadTooLarge(limit);
+      const text = decoder.decode(value, { stream: true });
+      if (text !== "") yield text;
+    }
+    const rest = decoder.decode();
+    if (rest !== "") yield rest;
+  } finally {
+    // Stopped early (a refusal): the rest of the upload is not read.
+    await reader.cancel().catch(() => {});
+  }
+}
+
 function invalid(error: z.ZodError, what: string): HttpError {
   return new HttpError(400, "invalid_payload", `request body does not match ${what}`, {
     details: issuesOf(error),
   });
 }
 
-/** Reads a create request: JSON `{ message, recipients }` or a CSV upload with `?message=`. */
+/**
+ * Reads a create request: JSON `{ message, recipients }` or a CSV upload with `?message=`, each
+ * streamed (see recipients_input.ts), up to `config.maxRecipients` rows.
+ */
 async function readCreate(
   request: Request,
   url: URL,
+  config: SendBatchConfig,
 ): Promise<{ message: BatchMessage; recipients: RecipientList; owner?: string }> {
   const type = (request.headers.get("content-type") ?? "").toLowerCase();
   if (type.startsWith("text/csv") || type.startsWith("application/csv")) {
@@ -145,19 +184,27 @@ async function readCreate(
         { details: queryIssuesOf(message.error, Boolean(template)) },
       );
     }
-    const body = await readBodyLimited(request, MAX_UPLOAD_BYTES);
-    const recipients = readRecipientsCsv(cleanText(new TextDecoder().decode(body)));
+    const recipients = await readRecipientsCsvStream(
+      bodyText(request, config.maxUploadBytes),
+      config.maxRecipients,
+    );
     return { message: message.data, recipients, owner: cleanParam(query, "owner") ?? undefined };
   }
-  const parsed = CreateSchema.safeParse(await readJson(request));
+  const collector = new RecipientCollector(config.maxRecipients);
+  const scanned = await scanJsonBody(
+    bodyText(request, config.maxUploadBytes),
+    (value) => collector.add(rawRecipient(value)),
+  );
+  const body = "notAnObject" in scanned
+    ? scanned.notAnObject
+    : scanned.recipientsArray
+    ? { ...scanned.fields, recipients: [] }
+    : scanned.fields;
+  const parsed = CreateSchema.safeParse(body);
   if (!parsed.success) {
     throw invalid(parsed.error, "{ message, recipients: [{ phone, name?, variables? }] }");
   }
-  return {
-    message: parsed.data.message,
-    recipients: readRecipients(parsed.data.recipients),
-    owner: parsed.data.owner,
-  };
+  return { message: parsed.data.message, recipients: collector.finish(), owner: parsed.data.owner };
 }
 
 /** Builds the request handler from its dependencies. */
@@ -170,7 +217,7 @@ export function createSendBatchHandler(deps: SendBatchDeps): {
   const auth = new CallerAuth(config.auth);
 
   const create = async (caller: Caller, request: Request, url: URL): Promise<Response> => {
-    const input = await readCreate(request, url);
+    const input = await readCreate(request, url, config);
     if (input.message.type === "template" && !deps.provider.supportsTemplates) {
       throw new HttpError(
         400,
@@ -188,16 +235,16 @@ export function createSendBatchHandler(deps: SendBatchDeps): {
         { details: [{ path: "owner", message: "a user id (UUID) is required" }] },
       );
     }
-    if (input.recipients.accepted.length === 0) {
+    if (input.recipients.accepted === 0) {
       throw new HttpError(400, "no_valid_recipients", "no row has a valid phone number", {
         details: input.recipients.rejected,
       });
     }
     const batchId = await service.create(owner, input.message, input.recipients);
-    logger.info("batch created", { batch: batchId, accepted: input.recipients.accepted.length });
+    logger.info("batch created", { batch: batchId, accepted: input.recipients.accepted });
     return jsonResponse(201, {
       batch_id: batchId,
-      accepted: input.recipients.accepted.length,
+      accepted: input.recipients.accepted,
       duplicates_removed: input.recipients.duplicatesRemoved,
       rejected: input.recipients.rejected,
     });
@@ -265,8 +312,12 @@ export function createSendBatchHandler(deps: SendBatchDeps): {
     const caller = await verifyCaller(request, auth);
     const method = request.method;
     if (method === "POST" && deps.idempotency && rest[0] !== "drain") {
-      // Idempotency-Key: after authentication; a retry or a second click replays the answer.
-      const rawBody = new Uint8Array(await request.clone().arrayBuffer());
+      // Idempotency-Key: after authentication; a retry or a second click replays the answer. The
+      // body is read ahead (for its fingerprint) only when the request carries a key.
+      const keyed = IDEMPOTENCY_HEADERS.some((name) => request.headers.has(name));
+      const rawBody = keyed
+        ? await readBodyLimited(request.clone(), config.maxUploadBytes)
+        : new Uint8Array(0);
       return await runIdempotent(
         deps.idempotency,
         {

@@ -5,8 +5,13 @@ import { z } from "zod";
 import { AUTH_ENV_FIELDS, type AuthConfig, authConfigFrom } from "../core/auth_config.ts";
 import { parseEnv } from "../core/config.ts";
 
-/** Most recipients one batch may have. */
-export const MAX_RECIPIENTS = 10_000;
+/** Most recipients one batch may have unless `SEND_MAX_RECIPIENTS` says otherwise. */
+export const DEFAULT_MAX_RECIPIENTS = 100_000;
+/** The largest `SEND_MAX_RECIPIENTS` accepted (the schema's own ceiling on a batch's total). */
+export const MAX_RECIPIENTS_CEILING = 1_000_000;
+/** Upload bytes allowed per recipient row (phone, name and variables), and the floor of it. */
+export const UPLOAD_BYTES_PER_RECIPIENT = 512;
+const MIN_UPLOAD_BYTES = 5 * 1024 * 1024;
 
 const optionalText = z
   .string()
@@ -45,6 +50,8 @@ const EnvSchema = z
     SEND_RATE_LIMIT_PREFIX: z.string().min(1).max(64).default("wa-send-rate"),
     SEND_SELF_URL: optionalText.pipe(z.url().optional()),
     SEND_DRAIN_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).default(0),
+    SEND_MAX_RECIPIENTS: positiveInt(DEFAULT_MAX_RECIPIENTS, MAX_RECIPIENTS_CEILING),
+    SEND_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().max(1024 * 1024 * 1024).optional(),
     ...AUTH_ENV_FIELDS,
     SUPABASE_SERVICE_ROLE_KEY: optionalText,
     SUPABASE_DB_URL: z.string().min(1, "SUPABASE_DB_URL is required"),
@@ -125,6 +132,10 @@ export interface SendBatchConfig {
   selfUrl?: string;
   /** Runs the drain schedule in-process every so often (local stack; 0 = off). */
   drainIntervalMs: number;
+  /** Most recipients (rows of an upload) one batch may have. */
+  maxRecipients: number;
+  /** Largest create body accepted (default: 512 bytes per allowed recipient, at least 5 MiB). */
+  maxUploadBytes: number;
   /** Service role key (or secret API key) the continuation authenticates with. */
   serviceRoleKey?: string;
   /** How callers are authenticated (JWT secret, signing keys, API keys). */
@@ -183,6 +194,9 @@ export function parseSendBatchConfig(env: Record<string, string | undefined>): S
     backoffMs: e.SEND_BACKOFF_MS,
     selfUrl: selfUrl?.replace(/\/+$/, ""),
     drainIntervalMs: e.SEND_DRAIN_INTERVAL_MS,
+    maxRecipients: e.SEND_MAX_RECIPIENTS,
+    maxUploadBytes: e.SEND_MAX_UPLOAD_BYTES ??
+      Math.max(MIN_UPLOAD_BYTES, e.SEND_MAX_RECIPIENTS * UPLOAD_BYTES_PER_RECIPIENT),
     serviceRoleKey: e.SUPABASE_SERVICE_ROLE_KEY ?? e.SUPABASE_SECRET_KEYS[0],
     auth: authConfigFrom(e),
     database: { url: e.SUPABASE_DB_URL, poolMax: e.DB_POOL_MAX, timeoutMs: e.DB_TIMEOUT_MS },

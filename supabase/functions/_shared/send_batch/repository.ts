@@ -14,7 +14,6 @@ import { createPostgresPool } from "../core/db/postgres_pool.ts";
 import { DatabaseUnavailableError } from "../core/exactly_once.ts";
 import type { Caller } from "../core/jwt.ts";
 import type { BatchMessage } from "./message.ts";
-import type { RecipientRow } from "./recipients_input.ts";
 
 /** A recipient's status. */
 export type RecipientStatus = "pending" | "processing" | "sent" | "failed" | "unknown";
@@ -109,34 +108,31 @@ export class SendBatchRepository {
   }
 
   /**
-   * Creates a batch owned by `owner` and its recipients in one transaction; returns the batch id.
-   * The caller was checked by the route (a user creates only for themselves).
+   * Creates a batch owned by `owner` and its `total` recipients in one transaction, one insert per
+   * chunk (a JSON array of `{ row, phone, name, variables }`, see `RecipientCollector`); returns
+   * the batch id. The caller was checked by the route (a user creates only for themselves).
    */
   async createBatch(
     owner: string,
     message: BatchMessage,
-    recipients: readonly RecipientRow[],
+    chunks: readonly string[],
+    total: number,
   ): Promise<string> {
-    const rows = recipients.map((r) => ({
-      row: r.row,
-      phone: r.phone,
-      name: r.name ?? null,
-      variables: r.variables,
-    }));
     try {
       return await this.#sql.begin(async (tx) => {
         await tx.unsafe(`set local statement_timeout = ${this.#timeoutMs}`);
         const [batch] = await tx<{ id: string }[]>`
           insert into public.whatsapp_send_batches (owner, message, total)
-          values (${owner}, ${
-          tx.json(message as unknown as postgres.JSONValue)
-        }, ${recipients.length})
+          values (${owner}, ${tx.json(message as unknown as postgres.JSONValue)}, ${total})
           returning id`;
-        await tx`
-          insert into public.whatsapp_send_recipients (batch_id, owner, row_number, phone, name, variables)
-          select ${batch.id}, ${owner}, x.row, x.phone, x.name, coalesce(x.variables, '{}'::jsonb)
-            from jsonb_to_recordset(${tx.json(rows as unknown as postgres.JSONValue)})
-              as x(row integer, phone text, name text, variables jsonb)`;
+        for (const chunk of chunks) {
+          await tx`
+            insert into public.whatsapp_send_recipients
+              (batch_id, owner, row_number, phone, name, variables)
+            select ${batch.id}, ${owner}, x.row, x.phone, x.name, coalesce(x.variables, '{}'::jsonb)
+              from jsonb_to_recordset(${chunk}::text::jsonb)
+                as x(row integer, phone text, name text, variables jsonb)`;
+        }
         return batch.id;
       }) as string;
     } catch (error) {
@@ -151,14 +147,12 @@ export class SendBatchRepository {
     return row.n;
   }
 
-  /** Counts per status. */
+  /** Counts per status: the batch's counts row, kept by triggers on its recipients. */
   async counts(tx: postgres.Sql | postgres.TransactionSql, batchId: string): Promise<StatusCounts> {
-    const rows = await tx<{ status: RecipientStatus; n: number }[]>`
-      select status, count(*)::int as n from public.whatsapp_send_recipients
-       where batch_id = ${batchId} group by status`;
-    const counts = { ...EMPTY_COUNTS };
-    for (const row of rows) counts[row.status] = row.n;
-    return counts;
+    const [row] = await tx<StatusCounts[]>`
+      select pending, processing, sent, failed, unknown
+        from public.whatsapp_send_batch_counts where batch_id = ${batchId}`;
+    return row ? { ...row } : { ...EMPTY_COUNTS };
   }
 
   /** Takes the batch's drain lease for `token`; false when another live drain holds it. */
@@ -221,16 +215,23 @@ export class SendBatchRepository {
     return rows[0]?.message;
   }
 
-  /** Milliseconds until the next backing-off recipient may be claimed; undefined when none. */
+  /**
+   * Milliseconds until the next backing-off recipient may be claimed; undefined when none. The
+   * counts row says whether any is pending, one index probe which is due first.
+   */
   async nextPendingInMs(batchId: string): Promise<number | undefined> {
     const [row] = await this.#run(() =>
       this.#call<{ pending: number; wait_ms: number | null }>`
-        select count(*)::int as pending,
-               greatest(0, extract(epoch from (min(not_before) - now())) * 1000)::int as wait_ms
-          from public.whatsapp_send_recipients
-         where batch_id = ${batchId} and status = 'pending'`
+        select c.pending,
+               (select greatest(0, extract(epoch from (r.not_before - now())) * 1000)::int
+                  from public.whatsapp_send_recipients r
+                 where r.batch_id = c.batch_id and r.status = 'pending'
+                 order by r.not_before nulls first
+                 limit 1) as wait_ms
+          from public.whatsapp_send_batch_counts c
+         where c.batch_id = ${batchId}`
     );
-    if (row.pending === 0) return undefined;
+    if (!row || row.pending === 0) return undefined;
     return row.wait_ms ?? 0;
   }
 
@@ -293,17 +294,35 @@ export class SendBatchRepository {
   progress(caller: Caller, batchId: string): Promise<BatchProgress | undefined> {
     return this.forBatch(caller, batchId, async (tx) => {
       await this.expireLeases(tx, batchId);
+      // Counts from the batch's counts row; the lists of failed and unknown recipients are the
+      // first 1,000 by row, each read through the (batch_id, status, row_number) index.
       const [batch] = await tx<
-        { total: number; send_requested_at: Date | null; draining: boolean }[]
+        (StatusCounts & {
+          total: number;
+          send_requested_at: Date | null;
+          draining: boolean;
+          delivered: number;
+          read: number;
+        })[]
       >`
-        select total, send_requested_at, coalesce(drain_lease_until > now(), false) as draining
-          from public.whatsapp_send_batches where id = ${batchId}`;
-      const counts = await this.counts(tx, batchId);
-      const [delivery] = await tx<{ delivered: number; read: number }[]>`
-        select count(*) filter (where delivered_at is not null)::int as delivered,
-               count(*) filter (where read_at is not null)::int as read
-          from public.whatsapp_send_recipients where batch_id = ${batchId}`;
-      const problems = await tx<{
+        select b.total, b.send_requested_at,
+               coalesce(b.drain_lease_until > now(), false) as draining,
+               coalesce(c.pending, 0) as pending, coalesce(c.processing, 0) as processing,
+               coalesce(c.sent, 0) as sent, coalesce(c.failed, 0) as failed,
+               coalesce(c.unknown, 0) as unknown, coalesce(c.delivered, 0) as delivered,
+               coalesce(c.read, 0) as read
+          from public.whatsapp_send_batches b
+          left join public.whatsapp_send_batch_counts c on c.batch_id = b.id
+         where b.id = ${batchId}`;
+      const counts: StatusCounts = {
+        pending: batch.pending,
+        processing: batch.processing,
+        sent: batch.sent,
+        failed: batch.failed,
+        unknown: batch.unknown,
+      };
+      const delivery = { delivered: batch.delivered, read: batch.read };
+      const listed = await tx<{
         id: string;
         row_number: number;
         phone: string;
@@ -313,10 +332,16 @@ export class SendBatchRepository {
         retryable: boolean | null;
         attempts: number;
       }[]>`
-        select id, row_number, phone, status, error_code, error_message, retryable, attempts
-          from public.whatsapp_send_recipients
-         where batch_id = ${batchId} and status in ('failed', 'unknown')
-         order by row_number limit 1000`;
+        (select id, row_number, phone, status, error_code, error_message, retryable, attempts
+           from public.whatsapp_send_recipients
+          where batch_id = ${batchId} and status = 'failed'
+          order by row_number limit 1000)
+        union all
+        (select id, row_number, phone, status, error_code, error_message, retryable, attempts
+           from public.whatsapp_send_recipients
+          where batch_id = ${batchId} and status = 'unknown'
+          order by row_number limit 1000)`;
+      const problems = [...listed].sort((a, b) => a.row_number - b.row_number).slice(0, 1000);
       return {
         batchId,
         total: batch.total,
@@ -355,17 +380,26 @@ export class SendBatchRepository {
   ): Promise<{ failed: number; unknown: number } | undefined> {
     return this.forBatch(caller, batchId, async (tx) => {
       await this.expireLeases(tx, batchId);
-      const failed = await tx`
-        update public.whatsapp_send_recipients
-           set status = 'pending', not_before = null, lease_until = null, updated_at = now()
-         where batch_id = ${batchId} and status = 'failed' and retryable
-        returning 1`;
-      const unknown = unknownIds.length === 0 ? [] : await tx`
-        update public.whatsapp_send_recipients
-           set status = 'pending', not_before = null, lease_until = null, updated_at = now()
-         where batch_id = ${batchId} and status = 'unknown' and id = any(${unknownIds}::uuid[])
-        returning 1`;
-      return { failed: failed.length, unknown: unknown.length };
+      // One statement: the batch's counts row is written once, after every row it requeues.
+      const [row] = await tx<{ failed: number; unknown: number }[]>`
+        with requeued as (
+          update public.whatsapp_send_recipients r
+             set status = 'pending', not_before = null, lease_until = null, updated_at = now()
+            from (
+              select id, status from public.whatsapp_send_recipients
+               where batch_id = ${batchId} and status = 'failed' and retryable
+              union all
+              select id, status from public.whatsapp_send_recipients
+               where batch_id = ${batchId} and status = 'unknown'
+                 and id = any(${[...unknownIds]}::uuid[])
+            ) p
+           where r.id = p.id and r.status = p.status
+          returning p.status
+        )
+        select count(*) filter (where status = 'failed')::int as failed,
+               count(*) filter (where status = 'unknown')::int as unknown
+          from requeued`;
+      return { failed: row.failed, unknown: row.unknown };
     });
   }
 

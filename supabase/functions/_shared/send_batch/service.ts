@@ -55,13 +55,13 @@ export class SendBatchService {
     });
   }
 
-  /** Stores a batch of `owner` and its accepted recipients in one transaction. */
+  /** Stores a batch of `owner` and its accepted recipients in one transaction, chunk by chunk. */
   create(
     owner: string,
     message: BatchMessage,
     recipients: RecipientList,
   ): Promise<string> {
-    return this.#repository.createBatch(owner, message, recipients.accepted);
+    return this.#repository.createBatch(owner, message, recipients.chunks, recipients.accepted);
   }
 
   /** The batch's drain lease: one budget plus one recipient lease. */
