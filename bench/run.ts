@@ -12,6 +12,8 @@
  * the results section of bench/README.md; default for a full run). See bench/README.md for the
  * method. `--only=topology` runs only the topology rows (loopback, colocated, edge);
  * `--db-rtt-ms=N --redis-rtt-ms=N` measure a `custom` topology beside loopback instead.
+ * `--chaos=SECONDS` sets the length of the combined chaos run (120 in a full run, off in --quick
+ * unless given); `--only=chaos` runs only it.
  *
  * This file only starts the servers and runs the modules: each function's rows come from its own
  * module (`FunctionBench`, e.g. `membership/scenarios.ts`); the shared harness is in `lib/`.
@@ -47,6 +49,8 @@ import * as messages from "./messages/scenarios.ts";
 import { runIdempotencyBench } from "./idempotency_bench.ts";
 import { runSendBatchBench } from "./send_batch_bench.ts";
 import { runTopologies } from "./topology/scenarios.ts";
+import { runChaos } from "./chaos/scenarios.ts";
+import { chaosRows } from "./chaos/report.ts";
 import { customTopologies, isTopologySelector } from "./topology/topologies.ts";
 
 export type { BenchOptions } from "./lib/context.ts";
@@ -89,7 +93,9 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
     const rows: StrategyRow[] = [];
     for (const bench of FUNCTION_BENCHES) rows.push(...await bench.run(ctx));
     const onlyDuplicatePath = o.only.length === 1 && o.only[0] === DUPLICATE_PATH_ONLY;
-    const onlyTopology = o.only.length > 0 && o.only.every(isTopologySelector);
+    // Only the topology rows or the chaos run: no probe, micro or HTTP figures.
+    const onlyTopology = o.only.length > 0 &&
+      o.only.every((id) => isTopologySelector(id) || id === "chaos");
     let probe: BenchResult["costProbe"] = [];
     if (!onlyDuplicatePath && !onlyTopology) {
       log("per-webhook cost probe…");
@@ -111,6 +117,10 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
     const topology = o.only.some(isTopologySelector) || (o.only.length === 0 && !o.quick)
       ? await runTopologies(ctx)
       : undefined;
+    // The chaos run: in a full run, and when asked for (`--chaos=SECONDS`, `--only=chaos`).
+    const chaos = o.only.includes("chaos") || (o.only.length === 0 && o.chaos > 0)
+      ? await runChaos(ctx, o.chaos || 120)
+      : undefined;
     const partial = {
       date: new Date().toISOString(),
       machine: await machine(),
@@ -123,6 +133,7 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
       idempotency,
       sendBatch,
       topology,
+      chaos,
     };
     return { ...partial, targets: evaluateTargets(partial) };
   } finally {
@@ -189,6 +200,12 @@ function parseArgs(
       case "--redis-rtt-ms":
         redisRttMs = Number(value);
         break;
+      case "--chaos":
+        options.chaos = Number(value);
+        if (!Number.isInteger(options.chaos) || options.chaos < 1) {
+          throw new Error(`--chaos takes whole seconds ≥ 1, got ${value}`);
+        }
+        break;
       default:
         throw new Error(`unknown option ${arg}`);
     }
@@ -243,6 +260,7 @@ if (import.meta.main) {
       }
     }
   }
-  const ours = [...result.rows, ...result.topology ?? []].filter(isOurs);
+  const ours = [...result.rows, ...result.topology ?? [], ...chaosRows(result.chaos)]
+    .filter(isOurs);
   await exitAfterCleanup(ours.every((r) => r.leaked === 0 && r.lost === 0) ? 0 : 1);
 }

@@ -62,7 +62,8 @@ export interface SendBenchOptions {
   log?: (line: string) => void;
 }
 
-function phones(n: number, seed: number): string[] {
+/** `n` distinct E.164 phones from `seed` on. */
+export function phones(n: number, seed: number): string[] {
   return Array.from({ length: n }, (_, i) => `+1415${String((seed + i) % 1e7).padStart(7, "0")}`);
 }
 

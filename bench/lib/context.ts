@@ -43,6 +43,11 @@ export interface BenchOptions {
    * full run and with `--only=topology`, not in `--quick` unless asked for.
    */
   topologies?: Topology[];
+  /**
+   * Seconds of the combined chaos run (`--chaos=SECONDS`): 120 in a full run, 0 (off) in
+   * `--quick` unless given; `--only=chaos` runs only it.
+   */
+  chaos?: number;
   /** Progress lines (default: console.error). */
   log?: (line: string) => void;
 }
@@ -100,6 +105,7 @@ export function resolveOptions(options: BenchOptions): ResolvedOptions {
     seed: options.seed ?? 20261122,
     only: options.only ?? [],
     topologies: options.topologies ?? [...NAMED_TOPOLOGIES],
+    chaos: options.chaos ?? (quick ? 0 : 120),
   };
   return resolved;
 }

@@ -13,6 +13,8 @@ export interface Instance {
   url: string;
   baseUrl: string;
   pid: number;
+  /** Settles when the process has exited, for whatever reason. */
+  status: Promise<Deno.CommandStatus>;
   /** Heap and Map entries now. */
   stats(): Promise<InstanceStats>;
   /** SIGKILL: the process dies with requests in flight. */
@@ -63,6 +65,7 @@ export async function startInstance(
     url: `${baseUrl}${path}`,
     baseUrl,
     pid: child.pid,
+    status: child.status,
     async stats() {
       const response = await fetch(`${baseUrl}/__bench/stats`);
       return await response.json() as InstanceStats;

@@ -6,13 +6,20 @@
  *
  * The round-trip time can change while connections are open (`rttMs`); a chunk never overtakes
  * one read before it, so lowering it mid-stream keeps the byte order.
+ *
+ * `down` takes the target off the network as seen through the proxy: open connections are cut
+ * and new ones are closed at once, until it is cleared.
  */
+import type { BenchEnv } from "./context.ts";
+import { startPgCountingProxy } from "./pg_counting_proxy.ts";
 
 /** A running proxy. */
 export interface LatencyProxy {
   port: number;
   /** Added round-trip time in ms (half each way); may be changed at any time. */
   rttMs: number;
+  /** While true, open connections are cut and new ones closed at once (the target is "down"). */
+  down: boolean;
   /** A URL like `url` but pointing at the proxy (same path, query and credentials). */
   urlFor(url: string): string;
   close(): void;
@@ -79,9 +86,25 @@ export function startLatencyProxy(targetPort: number, rttMs = 0): LatencyProxy {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   const open = new Set<Deno.Conn>();
+  const cut = () => {
+    for (const c of open) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    open.clear();
+  };
+  let down = false;
   const proxy: LatencyProxy = {
     port,
     rttMs,
+    get down() {
+      return down;
+    },
+    set down(value: boolean) {
+      down = value;
+      if (value) cut();
+    },
     urlFor(url: string) {
       const u = new URL(url);
       u.port = String(port);
@@ -91,22 +114,27 @@ export function startLatencyProxy(targetPort: number, rttMs = 0): LatencyProxy {
       try {
         listener.close();
       } catch { /* closed */ }
-      for (const c of open) {
-        try {
-          c.close();
-        } catch { /* closed */ }
-      }
-      open.clear();
+      cut();
     },
   };
   const half = () => proxy.rttMs / 2;
 
   const handle = async (client: Deno.TcpConn) => {
+    if (down) {
+      client.close();
+      return;
+    }
     let server: Deno.TcpConn;
     try {
       server = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
     } catch {
       client.close();
+      return;
+    }
+    if (down) {
+      // Taken down while connecting.
+      client.close();
+      server.close();
       return;
     }
     client.setNoDelay(true);
@@ -129,4 +157,40 @@ export function startLatencyProxy(targetPort: number, rttMs = 0): LatencyProxy {
     for await (const client of listener) handle(client).catch(() => {});
   })().catch(() => {});
   return proxy;
+}
+
+/** The run's servers seen from a distance: {@link startDistantEnv}. */
+export interface DistantEnv {
+  /** Like the run's, but PostgreSQL via a round-trip counter chained to `dbLink`, and the
+   * Upstash endpoint via `upstashLink`. */
+  env: BenchEnv;
+  /** The latency proxy in front of PostgreSQL. */
+  dbLink: LatencyProxy;
+  /** The latency proxy in front of the Upstash endpoint. */
+  upstashLink: LatencyProxy;
+  close(): void;
+}
+
+/**
+ * Puts a latency proxy between future instances and PostgreSQL (behind a fresh round-trip
+ * counter) and another in front of the Upstash endpoint, both with no delay to begin with.
+ */
+export function startDistantEnv(env: BenchEnv): DistantEnv {
+  const dbLink = startLatencyProxy(env.pg.port);
+  const counter = startPgCountingProxy(dbLink.port);
+  const upstashLink = startLatencyProxy(Number(new URL(env.upstash.url).port));
+  return {
+    env: {
+      ...env,
+      proxy: counter,
+      upstash: { ...env.upstash, url: upstashLink.urlFor(env.upstash.url) },
+    },
+    dbLink,
+    upstashLink,
+    close() {
+      counter.close();
+      dbLink.close();
+      upstashLink.close();
+    },
+  };
 }

@@ -8,6 +8,7 @@ import type { StrategyRow } from "./report.ts";
 import type { IdempotencyBenchRow } from "../idempotency_bench.ts";
 import type { SendBenchRow } from "../send_batch_bench.ts";
 import type { TopologyRow } from "../topology/scenarios.ts";
+import type { ChaosResult } from "../chaos/scenarios.ts";
 
 /** Per-webhook costs measured one delivery at a time. */
 export interface CostProbe {
@@ -63,5 +64,7 @@ export interface BenchResult {
   sendBatch?: SendBenchRow[];
   /** Strategies with network distance added (`options.topologies`), at two loads. */
   topology?: TopologyRow[];
+  /** The combined chaos run (`--chaos=SECONDS`): faults injected, lost/doubled/stuck per function. */
+  chaos?: ChaosResult;
   targets: TargetCheck[];
 }

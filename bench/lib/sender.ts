@@ -29,6 +29,11 @@ export interface SendOptions {
   onProgress?: (done: number, total: number) => void;
   /** Seeded random source for instance choice. */
   random: () => number;
+  /**
+   * Non-2xx answers that end the delivery without a retry (counted in `rejected`), as a gateway
+   * takes a 4xx as final; default: none (every non-2xx is retried).
+   */
+  isFinal?: (status: number) => boolean;
 }
 
 /** What the sender saw. */
@@ -42,12 +47,28 @@ export interface SendResult {
   networkErrors: number;
   /** Deliveries that never got a 2xx within the attempt and time bounds. */
   gaveUp: number;
+  /** Deliveries ended by a final non-2xx answer ({@link SendOptions.isFinal}). */
+  rejected: number;
   /** Latency of every attempt that got an HTTP answer, in ms. */
   latenciesMs: number[];
   elapsedMs: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A result with nothing sent yet, for `deliveries` deliveries. */
+export function emptySendResult(deliveries: number): SendResult {
+  return {
+    deliveries,
+    attempts: 0,
+    non2xx: 0,
+    networkErrors: 0,
+    gaveUp: 0,
+    rejected: 0,
+    latenciesMs: [],
+    elapsedMs: 0,
+  };
+}
 
 /** Sends every phase in order; within a phase, events go out `concurrency` at a time. */
 export async function sendPhases(
@@ -56,15 +77,7 @@ export async function sendPhases(
   options: SendOptions,
 ): Promise<SendResult> {
   const total = phases.reduce((n, p) => n + p.length, 0);
-  const result: SendResult = {
-    deliveries: total,
-    attempts: 0,
-    non2xx: 0,
-    networkErrors: 0,
-    gaveUp: 0,
-    latenciesMs: [],
-    elapsedMs: 0,
-  };
+  const result = emptySendResult(total);
   const started = performance.now();
   const deadline = started + options.deadlineMs;
   let done = 0;
@@ -105,6 +118,12 @@ export async function sendPhases(
           return;
         }
         result.non2xx++;
+        if (options.isFinal?.(response.status)) {
+          result.rejected++;
+          done++;
+          options.onProgress?.(done, total);
+          return;
+        }
       } catch {
         result.non2xx++;
         result.networkErrors++;

@@ -6,6 +6,7 @@ import type { LoadFigure } from "./load.ts";
 import { markdownTable, tableCells, textTable } from "./report.ts";
 import type { BenchResult } from "./result.ts";
 import { topologyLines, topologyMarkdown } from "../topology/report.ts";
+import { chaosLines, chaosMarkdown } from "../chaos/report.ts";
 
 /** CPU, memory, OS and Deno version of this machine. */
 export async function machine(): Promise<BenchResult["machine"]> {
@@ -81,6 +82,7 @@ export function formatReport(result: BenchResult): string {
     }
   }
   lines.push(...topologyLines(result.topology, result.options.topologies));
+  lines.push(...chaosLines(result.chaos));
   lines.push("", "Targets:");
   for (const t of result.targets) {
     const mark = t.met === null ? "n/a   " : t.met ? "MET   " : "MISSED";
@@ -209,6 +211,7 @@ export function formatMarkdown(result: BenchResult): string {
     );
   }
   out.push(...topologyMarkdown(result.topology, result.options.topologies));
+  out.push(...chaosMarkdown(result.chaos));
   out.push(
     "",
     "Targets:",

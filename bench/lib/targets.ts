@@ -3,6 +3,7 @@
  */
 import type { BenchResult, TargetCheck } from "./result.ts";
 import { topologyTargets } from "../topology/targets.ts";
+import { chaosTargets } from "../chaos/report.ts";
 
 /** Whether a row runs our functions (any function, faults included), not a baseline. */
 export function isOurs(row: { id: string }): boolean {
@@ -142,6 +143,7 @@ export function evaluateTargets(result: Omit<BenchResult, "targets">): TargetChe
   }
   checks.push(...sendTargets(result), ...idempotencyTargets(result));
   checks.push(...topologyTargets(result.topology));
+  checks.push(...chaosTargets(result.chaos));
   return checks;
 }
 

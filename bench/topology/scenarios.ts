@@ -10,8 +10,7 @@
 import { checkCorrectness } from "../lib/analysis.ts";
 import type { BenchContext, BenchEnv } from "../lib/context.ts";
 import { startInstances } from "../lib/instances.ts";
-import { startLatencyProxy } from "../lib/latency_proxy.ts";
-import { startPgCountingProxy } from "../lib/pg_counting_proxy.ts";
+import { startDistantEnv } from "../lib/latency_proxy.ts";
 import { percentile, type Target } from "../lib/sender.ts";
 import { type Delivery, generateWorkload, prng, type Workload } from "../lib/workload.ts";
 import {
@@ -125,14 +124,8 @@ export async function runTopologies(ctx: BenchContext): Promise<TopologyRow[]> {
     Array.from({ length: slots }, (_, n) => sizes[loads[n % loads.length]]),
   );
 
-  const pgDelay = startLatencyProxy(env.pg.port);
-  const counter = startPgCountingProxy(pgDelay.port);
-  const redisDelay = startLatencyProxy(Number(new URL(env.upstash.url).port));
-  const delayedEnv: BenchEnv = {
-    ...env,
-    proxy: counter,
-    upstash: { ...env.upstash, url: redisDelay.urlFor(env.upstash.url) },
-  };
+  const distant = startDistantEnv(env);
+  const { env: delayedEnv, dbLink: pgDelay, upstashLink: redisDelay } = distant;
   const rows: TopologyRow[] = [];
   try {
     for (const s of strategies) {
@@ -172,9 +165,7 @@ export async function runTopologies(ctx: BenchContext): Promise<TopologyRow[]> {
       }
     }
   } finally {
-    counter.close();
-    pgDelay.close();
-    redisDelay.close();
+    distant.close();
   }
   return rows;
 }
@@ -238,7 +229,7 @@ async function runRow(
 }
 
 /** Cuts a workload into disjoint parts of about `sizes[n]` events each (whole pairs). */
-function sliceWorkload(workload: Workload, sizes: readonly number[]): Workload[] {
+export function sliceWorkload(workload: Workload, sizes: readonly number[]): Workload[] {
   const partOf = new Array<number>(workload.pairs.length);
   let part = 0;
   let filled = 0;
