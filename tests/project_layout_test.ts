@@ -15,6 +15,7 @@ const FUNCTIONS: Record<string, boolean> = {
   "whatsapp-send-batch": false,
   // Service role only (its JWT or a secret API key): the function verifies it itself.
   "webhook-stats": false,
+  "webhook-replay": false,
 };
 
 Deno.test("config.toml: each function's entry point, import map and verify_jwt", async () => {

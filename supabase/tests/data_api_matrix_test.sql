@@ -33,6 +33,9 @@ insert into public.whatsapp_account_members (account, user_id) values
 insert into public.whatsapp_lid_phones (lid, phone) values ('lid:99999901', '+14155550021');
 insert into public.whatsapp_member_clock (group_jid, person, last_seen_at) values
   ('120363099999999901@g.us', '+14155550011', now());
+insert into public.webhook_dead_letters
+  (function_name, kind, reason, auth_scheme, body, body_bytes, expires_at) values
+  ('matrix', 'delivery', 'unknown_format', 'hmac-sha256', '\x7b7d', 2, now() + interval '1 day');
 insert into public.webhook_idempotency
   (scope, key, webhook_type, fingerprint, state, lock_token, locked_until, expires_at) values
   ('matrix', 'matrix-key', 'test', repeat('a', 64), 'completed', gen_random_uuid(), now(),
@@ -122,6 +125,17 @@ insert into statements values
       where group_jid = '120363099999999901@g.us'$$),
   ('whatsapp_member_clock', 'delete',
    $$delete from public.whatsapp_member_clock where group_jid = '120363099999999901@g.us'$$),
+  ('webhook_dead_letters', 'select',
+   $$select * from public.webhook_dead_letters where function_name = 'matrix'$$),
+  ('webhook_dead_letters', 'insert',
+   $$insert into public.webhook_dead_letters
+       (function_name, kind, reason, auth_scheme, body, body_bytes, expires_at)
+     values ('matrix', 'item', 'x', 'hmac-sha256', '\x7b7d', 2, now() + interval '1 day')$$),
+  ('webhook_dead_letters', 'update',
+   $$update public.webhook_dead_letters set replay_count = replay_count
+      where function_name = 'matrix'$$),
+  ('webhook_dead_letters', 'delete',
+   $$delete from public.webhook_dead_letters where function_name = 'matrix'$$),
   ('webhook_idempotency', 'select',
    $$select * from public.webhook_idempotency where scope = 'matrix'$$),
   ('webhook_idempotency', 'insert',
@@ -197,6 +211,10 @@ insert into expected values
   ('whatsapp_member_clock', 'insert', 'denied', 'denied', 'denied', 'ok 1'),
   ('whatsapp_member_clock', 'update', 'denied', 'denied', 'denied', 'ok 1'),
   ('whatsapp_member_clock', 'delete', 'denied', 'denied', 'denied', 'ok 1'),
+  ('webhook_dead_letters', 'select', 'denied', 'denied', 'denied', 'ok 1'),
+  ('webhook_dead_letters', 'insert', 'denied', 'denied', 'denied', 'ok 1'),
+  ('webhook_dead_letters', 'update', 'denied', 'denied', 'denied', 'ok 1'),
+  ('webhook_dead_letters', 'delete', 'denied', 'denied', 'denied', 'ok 1'),
   ('webhook_idempotency', 'select', 'denied', 'denied', 'denied', 'ok 1'),
   ('webhook_idempotency', 'insert', 'denied', 'denied', 'denied', 'ok 1'),
   ('webhook_idempotency', 'update', 'denied', 'denied', 'denied', 'ok 1'),

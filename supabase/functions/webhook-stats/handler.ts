@@ -1,8 +1,9 @@
 /**
  * The webhook-stats handler: `GET` answers the Idempotency-Key statistics (total / active /
- * expired / in-progress keys, per webhook type, replays served, table size, last cleanup run) for
- * the service role only (its JWT, or a secret API key). Any other caller gets 401 (no or invalid
- * credential) or 403 (a valid JWT of another role, or a publishable key).
+ * expired / in-progress keys, per webhook type, replays served, table size, last cleanup run) and
+ * the dead-letter counts (per function, pending, by replay result) for the service role only (its
+ * JWT, or a secret API key). Any other caller gets 401 (no or invalid credential) or 403 (a valid
+ * JWT of another role, or a publishable key).
  */
 import { oneTrip } from "../_shared/core/db/one_trip.ts";
 import { createPostgresPool, withinTimeout } from "../_shared/core/db/postgres_pool.ts";
@@ -28,7 +29,13 @@ export type StatsReader = () => Promise<Record<string, unknown>>;
 
 /** Builds the handler from its dependencies. */
 export function createStatsHandler(
-  deps: { auth: AuthConfig; read: StatsReader; logger: Logger },
+  deps: {
+    auth: AuthConfig;
+    read: StatsReader;
+    /** The dead-letter counts; left out of the answer without it. */
+    readDeadLetters?: StatsReader;
+    logger: Logger;
+  },
 ): FetchHandler {
   const auth = new CallerAuth(deps.auth);
   return async (request) => {
@@ -37,17 +44,22 @@ export function createStatsHandler(
         throw new ForbiddenRoleError("webhook-stats is for the service role only");
       }
       if (request.method !== "GET") throw new MethodNotAllowedError(request.method, "GET");
-      return jsonResponse(200, { idempotency: await deps.read() });
+      const idempotency = await deps.read();
+      if (!deps.readDeadLetters) return jsonResponse(200, { idempotency });
+      return jsonResponse(200, { idempotency, deadLetters: await deps.readDeadLetters() });
     } catch (error) {
       return toErrorResponse(error, deps.logger);
     }
   };
 }
 
-/** Reads `public.webhook_idempotency_stats()` through postgres.js. */
+/**
+ * Reads `public.webhook_idempotency_stats()` and `public.webhook_dead_letter_stats()` through
+ * postgres.js.
+ */
 export function postgresStatsReader(
   config: StatsConfig,
-): { read: StatsReader; close(): Promise<void> } {
+): { read: StatsReader; readDeadLetters: StatsReader; close(): Promise<void> } {
   const sql = createPostgresPool({
     url: config.databaseUrl,
     poolMax: 1,
@@ -65,6 +77,15 @@ export function postgresStatsReader(
       );
       return row.stats;
     },
+    readDeadLetters: async () => {
+      const [row] = await withinTimeout(
+        call<
+          { stats: Record<string, unknown> }
+        >`select public.webhook_dead_letter_stats() as stats`,
+        config.timeoutMs,
+      );
+      return row.stats;
+    },
     close: () => sql.end({ timeout: 1 }),
   };
 }
@@ -75,9 +96,11 @@ export function statsHandlerFromEnv(
 ): FetchHandler {
   return handlerFromEnv(FUNCTION_NAME, (values) => {
     const config = parseStatsConfig(values);
+    const reader = postgresStatsReader(config);
     return createStatsHandler({
       auth: config.auth,
-      read: postgresStatsReader(config).read,
+      read: reader.read,
+      readDeadLetters: reader.readDeadLetters,
       logger: createLogger(config.logLevel, { fn: FUNCTION_NAME }),
     });
   }, env);

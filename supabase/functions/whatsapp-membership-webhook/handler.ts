@@ -14,6 +14,14 @@ import {
   handlerFromEnv,
   toErrorResponse,
 } from "../_shared/core/error_response.ts";
+import {
+  type DeadLetters,
+  type DeliveryReport,
+  NO_REPORT,
+  type ReplayableWebhook,
+  replayThrough,
+  type StoredDelivery,
+} from "../_shared/core/dead_letters/dead_letter.ts";
 import type { ClaimOf, ExactlyOnceProcessor } from "../_shared/core/exactly_once.ts";
 import {
   HttpError,
@@ -36,9 +44,9 @@ import { type AuthScheme, type WebhookAuthenticator } from "../_shared/core/webh
 import { createWebhookRuntime } from "../_shared/core/webhook_runtime.ts";
 import { dedupKey } from "../_shared/membership/dedup_key.ts";
 import type { MembershipEvent } from "../_shared/membership/event.ts";
-import { PayloadFormatError } from "../_shared/membership/formats/delivery.ts";
+import { PayloadFormatError, type WebhookFormat } from "../_shared/membership/formats/delivery.ts";
 import {
-  FORMAT_NAMES,
+  FORMATS,
   parseDelivery,
   UnknownFormatError,
 } from "../_shared/membership/formats/registry.ts";
@@ -69,8 +77,15 @@ export interface MembershipWebhookDeps {
   databaseName: string;
   /** The Idempotency-Key layer; without it every request is processed as if it had no key. */
   idempotency?: IdempotencyLayer;
+  /** Keeps refused authenticated deliveries and rejected items; none kept without it. */
+  deadLetters?: DeadLetters;
+  /** The gateway formats understood (default: every format of the registry). */
+  formats?: readonly WebhookFormat[];
   now?: () => number;
 }
+
+/** The handler, which can also run a stored (dead-letter) delivery again. */
+export type MembershipWebhook = FetchHandler & ReplayableWebhook;
 
 /** The claim of a membership event: a person's events alternate (join, leave, join), so the
  * subject makes a rejoin never a copy of the join before the leave. */
@@ -89,9 +104,10 @@ type ResultEntry =
   | { path: string; event: string; outcome: "rejected"; reason: string };
 
 /** Builds the handler from its dependencies. */
-export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandler {
+export function createMembershipWebhook(deps: MembershipWebhookDeps): MembershipWebhook {
   const now = deps.now ?? Date.now;
   const startedAt = now();
+  const formats = deps.formats ?? FORMATS;
 
   async function handle(request: Request): Promise<Response> {
     // Parse: method, size, signature, JSON, format. Nothing is claimed or written before this.
@@ -113,17 +129,27 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
         request,
         rawBody: body,
       },
-      () => handleVerified(request, body, scheme, receivedAt),
+      () =>
+        deps.deadLetters
+          ? deps.deadLetters.capture(
+            { request, body, scheme },
+            (report) => handleVerified(request, body, scheme, receivedAt, report),
+          )
+          : handleVerified(request, body, scheme, receivedAt, NO_REPORT),
       (error) => toErrorResponse(error, deps.logger),
     );
   }
 
-  /** An authenticated delivery: parse → normalise → claim → apply → respond. */
+  /**
+   * An authenticated delivery: parse → normalise → claim → apply → respond. `report` learns the
+   * format, the outcomes and the rejected items (dead letters, replays).
+   */
   async function handleVerified(
     request: Request,
     body: Uint8Array,
     scheme: AuthScheme,
     receivedAt: number,
+    report: DeliveryReport,
   ): Promise<Response> {
     let json: unknown;
     try {
@@ -132,17 +158,23 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
       throw new MalformedJsonError(error);
     }
     let delivery;
+    const forced = queryParam(request.url, "format");
     try {
-      delivery = parseDelivery(json, queryParam(request.url, "format"));
+      delivery = parseDelivery(json, forced, formats);
     } catch (error) {
       if (error instanceof UnknownFormatError) {
         throw new HttpError(400, "unknown_format", error.message, {
-          details: FORMAT_NAMES.map((name) => ({ path: "format", message: name })),
+          details: formats.map((f) => ({ path: "format", message: f.name })),
         });
       }
-      if (error instanceof PayloadFormatError) throw new InvalidPayloadError(error.issues);
+      if (error instanceof PayloadFormatError) {
+        const detected = forced || formats.find((f) => f.detect(json))?.name;
+        if (detected) report.format(detected);
+        throw new InvalidPayloadError(error.issues);
+      }
       throw error;
     }
+    report.format(delivery.format);
     if (delivery.kind === "ignored") {
       deps.logger.info("delivery ignored", { format: delivery.format, reason: delivery.reason });
       return jsonResponse(200, {
@@ -189,6 +221,10 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
         outcome: r.outcome,
       });
     });
+    report.processed(
+      results.map((r) => r.outcome),
+      entries.flatMap((e) => ("reason" in e ? [{ path: e.path, reason: e.reason }] : [])),
+    );
     const duplicate = results.every((r) => r.outcome === "duplicate") &&
       entries.length === results.length;
     // Copies are the normal case and are only logged at debug level; changes and misses at info.
@@ -221,13 +257,21 @@ export function createMembershipWebhook(deps: MembershipWebhookDeps): FetchHandl
     });
   }
 
-  return async (request: Request): Promise<Response> => {
+  const handler = async (request: Request): Promise<Response> => {
     try {
       return await handle(request);
     } catch (error) {
       return toErrorResponse(error, deps.logger);
     }
   };
+  // A stored delivery again: trusted (its signature was checked when it was kept), without the
+  // Idempotency-Key layer (which would answer the refusal it recorded).
+  const replay = (stored: StoredDelivery) =>
+    replayThrough(FUNCTION_NAME, stored, (request, report) => {
+      const scheme = stored.authScheme as AuthScheme;
+      return handleVerified(request, stored.body, scheme, stored.receivedAt, report);
+    });
+  return Object.assign(handler, { replay });
 }
 
 /** Builds the repository the configuration asks for. */
@@ -253,9 +297,11 @@ export function createMembershipWebhookFromConfig(
   config: WebhookConfig,
   logger: Logger = createLogger(config.logLevel, { fn: FUNCTION_NAME }),
   idempotencyConfig?: IdempotencyConfig,
-): { handler: FetchHandler; close: () => Promise<void> } {
+  formats?: readonly WebhookFormat[],
+): { handler: MembershipWebhook; close: () => Promise<void> } {
   const repository = createRepository(config);
   const runtime = createWebhookRuntime(config, {
+    functionName: FUNCTION_NAME,
     repository,
     claimOf: membershipClaim(config.dedup.windowMs),
     copyWindowMs: config.dedup.copyWindowMs,
@@ -268,6 +314,7 @@ export function createMembershipWebhookFromConfig(
     ...runtime,
     logger,
     databaseName: repository.name,
+    formats,
   });
   return { handler, close: runtime.close };
 }

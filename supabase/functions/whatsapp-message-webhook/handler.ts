@@ -16,6 +16,14 @@ import {
   handlerFromEnv,
   toErrorResponse,
 } from "../_shared/core/error_response.ts";
+import {
+  type DeadLetters,
+  type DeliveryReport,
+  NO_REPORT,
+  type ReplayableWebhook,
+  replayThrough,
+  type StoredDelivery,
+} from "../_shared/core/dead_letters/dead_letter.ts";
 import type { EventResult, ExactlyOnceProcessor } from "../_shared/core/exactly_once.ts";
 import { timingSafeEqualBytes } from "../_shared/core/hmac.ts";
 import {
@@ -42,9 +50,13 @@ import { createWebhookRuntime } from "../_shared/core/webhook_runtime.ts";
 import { type MessageWebhookSettings, parseMessageSettings } from "../_shared/messages/config.ts";
 import { MESSAGE_COPY_WINDOW_MS, messageClaim } from "../_shared/messages/dedup_key.ts";
 import type { MessageEvent } from "../_shared/messages/event.ts";
-import type { DeliveryInput, ItemResult } from "../_shared/messages/formats/delivery.ts";
+import type {
+  DeliveryInput,
+  ItemResult,
+  MessageFormat,
+} from "../_shared/messages/formats/delivery.ts";
 import {
-  MESSAGE_FORMAT_NAMES,
+  MESSAGE_FORMATS,
   parseMessages,
   UnknownMessageFormatError,
 } from "../_shared/messages/formats/registry.ts";
@@ -77,8 +89,15 @@ export interface MessageWebhookDeps {
   databaseName: string;
   /** The Idempotency-Key layer; without it every request is processed as if it had no key. */
   idempotency?: IdempotencyLayer;
+  /** Keeps refused authenticated deliveries and rejected items; none kept without it. */
+  deadLetters?: DeadLetters;
+  /** The gateway formats understood (default: every format of the registry). */
+  formats?: readonly MessageFormat[];
   now?: () => number;
 }
+
+/** The handler, which can also run a stored (dead-letter) delivery again. */
+export type MessageWebhook = FetchHandler & ReplayableWebhook;
 
 /** One entry of the response's `results`, in the payload's order. */
 type ResultEntry =
@@ -86,9 +105,10 @@ type ResultEntry =
   | { path: string; outcome: "rejected" | "ignored"; reason: string };
 
 /** Builds the handler from its dependencies. */
-export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
+export function createMessageWebhook(deps: MessageWebhookDeps): MessageWebhook {
   const now = deps.now ?? Date.now;
   const startedAt = now();
+  const formats = deps.formats ?? MESSAGE_FORMATS;
 
   async function handle(request: Request): Promise<Response> {
     if (request.method === "GET") return get(request);
@@ -117,30 +137,46 @@ export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
         request,
         rawBody: body,
       },
-      () => handleVerified(request, input, scheme, receivedAt),
+      () =>
+        deps.deadLetters
+          ? deps.deadLetters.capture(
+            { request, body, scheme },
+            (report) => handleVerified(request, input, scheme, receivedAt, report),
+          )
+          : handleVerified(request, input, scheme, receivedAt, NO_REPORT),
       (error) => toErrorResponse(error, deps.logger),
     );
   }
 
-  /** An authenticated delivery: parse → normalise → claim → apply → respond. */
+  /**
+   * An authenticated delivery: parse → normalise → claim → apply → respond. `report` learns the
+   * format, the outcomes and the rejected items (dead letters, replays).
+   */
   async function handleVerified(
     request: Request,
     input: DeliveryInput,
     scheme: string,
     receivedAt: number,
+    report: DeliveryReport,
   ): Promise<Response> {
     let parsed;
+    const forced = queryParam(request.url, "format");
     try {
-      parsed = parseMessages(input, receivedAt, queryParam(request.url, "format"));
+      parsed = parseMessages(input, receivedAt, forced, formats);
     } catch (error) {
       if (error instanceof UnknownMessageFormatError) {
         throw new HttpError(400, "unknown_format", error.message, {
-          details: MESSAGE_FORMAT_NAMES.map((name) => ({ path: "format", message: name })),
+          details: formats.map((f) => ({ path: "format", message: f.name })),
         });
       }
-      if (error instanceof PayloadFormatError) throw new InvalidPayloadError(error.issues);
+      if (error instanceof PayloadFormatError) {
+        const detected = forced || formats.find((f) => f.detect(input))?.name;
+        if (detected) report.format(detected);
+        throw new InvalidPayloadError(error.issues);
+      }
       throw error;
     }
+    report.format(parsed.format);
     if (parsed.kind === "ignored" || parsed.items.every((i) => !i.ok && i.ignored)) {
       const reason = parsed.kind === "ignored"
         ? parsed.reason
@@ -171,6 +207,10 @@ export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
 
     // Respond, in the payload's order.
     const entries = toEntries(items, results);
+    report.processed(
+      results.map((r) => r.outcome),
+      items.flatMap((i) => (i.ok || i.ignored ? [] : [{ path: i.path, reason: i.reason }])),
+    );
     const duplicate = results.every((r) => r.outcome === "duplicate");
     const level = duplicate ? "debug" : "info";
     if (deps.logger.enabled(level)) {
@@ -242,13 +282,23 @@ export function createMessageWebhook(deps: MessageWebhookDeps): FetchHandler {
     });
   }
 
-  return async (request: Request): Promise<Response> => {
+  const handler = async (request: Request): Promise<Response> => {
     try {
       return await handle(request);
     } catch (error) {
       return toErrorResponse(error, deps.logger);
     }
   };
+  // A stored delivery again: trusted (its signature was checked when it was kept), without the
+  // Idempotency-Key layer (which would answer the refusal it recorded).
+  const replay = (stored: StoredDelivery) =>
+    replayThrough(FUNCTION_NAME, stored, (request, report) => {
+      const input = isForm(request.headers.get("content-type"))
+        ? readForm(stored.body, request.url)
+        : readJson(stored.body);
+      return handleVerified(request, input, stored.authScheme, stored.receivedAt, report);
+    });
+  return Object.assign(handler, { replay });
 }
 
 /** Results in the payload's order: processed events, rejected and ignored items. */
@@ -322,9 +372,11 @@ export function createMessageWebhookFromConfig(
   settings: MessageWebhookSettings,
   logger: Logger = createLogger(config.logLevel, { fn: FUNCTION_NAME }),
   idempotencyConfig?: IdempotencyConfig,
-): { handler: FetchHandler; close: () => Promise<void> } {
+  formats?: readonly MessageFormat[],
+): { handler: MessageWebhook; close: () => Promise<void> } {
   const repository = createMessageRepository(config);
   const runtime = createWebhookRuntime(config, {
+    functionName: FUNCTION_NAME,
     repository,
     claimOf: messageClaim,
     copyWindowMs: MESSAGE_COPY_WINDOW_MS,
@@ -339,6 +391,7 @@ export function createMessageWebhookFromConfig(
     settings,
     logger,
     databaseName: repository.name,
+    formats,
   });
   return { handler, close: runtime.close };
 }

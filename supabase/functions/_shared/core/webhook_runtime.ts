@@ -5,6 +5,8 @@
  */
 import type { MemoryClaimStore } from "./claims/memory_claim_store.ts";
 import { ConfigError, type WebhookConfig } from "./config.ts";
+import { DeadLetters } from "./dead_letters/dead_letter.ts";
+import { createDeadLetterStore } from "./dead_letters/store.ts";
 import {
   type AppliedEvent,
   type ClaimOf,
@@ -24,12 +26,16 @@ export interface WebhookRuntime<E, R extends AppliedEvent> {
   /** Undefined only when unsigned webhooks are explicitly allowed. */
   authenticator?: WebhookAuthenticator;
   idempotency?: IdempotencyLayer;
+  /** Keeps refused authenticated deliveries and rejected items (public.webhook_dead_letters). */
+  deadLetters: DeadLetters;
   /** Sends pending confirmations, closes pools. */
   close(): Promise<void>;
 }
 
 /** Options of {@link createWebhookRuntime}. */
 export interface WebhookRuntimeOptions<E, R extends AppliedEvent> {
+  /** The function's name, as its dead letters record it. */
+  functionName: string;
   repository: EventRepository<E, R>;
   /** The function's claim rule (key, time, subject). */
   claimOf: ClaimOf<E>;
@@ -78,15 +84,22 @@ export function createWebhookRuntime<E, R extends AppliedEvent>(
       keyPrefix: config.dedup.keyPrefix,
       logger,
     });
+  const deadLetters = new DeadLetters(
+    options.functionName,
+    createDeadLetterStore(config.database, options.functionName),
+    logger,
+  );
   return {
     memory,
     processor,
     authenticator: signed ? new WebhookAuthenticator(secrets) : undefined,
     idempotency,
+    deadLetters,
     close: async () => {
       await processor.close();
       await repository.close();
       await idempotency?.close();
+      await deadLetters.close();
     },
   };
 }

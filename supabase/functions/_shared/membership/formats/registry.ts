@@ -31,26 +31,32 @@ export const FORMAT_NAMES: readonly string[] = FORMATS.map((f) => f.name);
 
 /** Raised when `?format=` names no known format, or no format recognises the payload. */
 export class UnknownFormatError extends Error {
-  constructor(message: string) {
-    super(`${message}; supported formats: ${FORMAT_NAMES.join(", ")}`);
+  constructor(message: string, names: readonly string[] = FORMAT_NAMES) {
+    super(`${message}; supported formats: ${names.join(", ")}`);
     this.name = "UnknownFormatError";
   }
 }
 
 /**
- * Detects the payload's format (or uses the forced one) and parses it. Throws
- * {@link UnknownFormatError} or {@link PayloadFormatError}.
+ * Detects the payload's format (or uses the forced one) and parses it, with {@link FORMATS} or
+ * the formats given. Throws {@link UnknownFormatError} or {@link PayloadFormatError}.
  */
-export function parseDelivery(json: unknown, forced?: string | null): ParsedDelivery {
+export function parseDelivery(
+  json: unknown,
+  forced?: string | null,
+  formats: readonly WebhookFormat[] = FORMATS,
+): ParsedDelivery {
+  const names = formats.map((f) => f.name);
   let format: WebhookFormat | undefined;
   if (forced) {
-    format = FORMATS.find((f) => f.name === forced);
-    if (!format) throw new UnknownFormatError(`unknown format "${forced.slice(0, 32)}"`);
+    format = formats.find((f) => f.name === forced);
+    if (!format) throw new UnknownFormatError(`unknown format "${forced.slice(0, 32)}"`, names);
   } else {
-    format = FORMATS.find((f) => f.detect(json));
+    format = formats.find((f) => f.detect(json));
     if (!format) {
       throw new UnknownFormatError(
         isObject(json) ? "payload matches no supported format" : "payload must be a JSON object",
+        names,
       );
     }
   }
