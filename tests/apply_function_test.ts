@@ -61,16 +61,18 @@ Deno.test("apply: only real state changes write, and each write is one Realtime 
   }
 });
 
-Deno.test("apply: a change in the same second is not stale, whatever the clocks' resolution", async () => {
+Deno.test("apply: inside one second the latest event time wins, whatever the arrival order", async () => {
   const sql = sqlClient();
   const group = uniqueGroup();
   try {
     await withRepo(async (repo) => {
-      // A join stamped with a millisecond receive time, then a leave whose source timestamp
-      // has WhatsApp's one-second resolution: the leave is not older, it is applied.
+      // A join at T+1.7 s, then a leave from T+1.0 s arriving after it: the join is the latest
+      // by event time, so the leave changes nothing (issue 16: order that always converges).
       assert.deepEqual(await outcomes(repo, [ev(group, "join", T + 1700)]), ["applied"]);
-      assert.deepEqual(await outcomes(repo, [ev(group, "leave", T + 1000)]), ["applied"]);
+      assert.deepEqual(await outcomes(repo, [ev(group, "leave", T + 1000)]), ["stale"]);
       assert.deepEqual(await outcomes(repo, [ev(group, "join", T)]), ["stale"]);
+      // A leave at T+1.9 s is the latest: applied.
+      assert.deepEqual(await outcomes(repo, [ev(group, "leave", T + 1900)]), ["applied"]);
     });
     assert.equal((await groupRows(sql, group))[0].status, "left");
   } finally {

@@ -20,6 +20,7 @@
  *    confirmed after the response (`waitUntil`), so copies reaching other instances later cost no
  *    database round trip.
  */
+import { hash as sha256 } from "fast-sha256";
 import { HalfOpenCircuit } from "./circuit.ts";
 import type { ClaimRequest, ClaimStore } from "./claims/claim_store.ts";
 import type { MemoryClaimStore } from "./claims/memory_claim_store.ts";
@@ -153,6 +154,8 @@ export class ExactlyOnceProcessor<E, R extends AppliedEvent = AppliedEvent> {
       }
     }
 
+    this.#logSuppressed(results, claims);
+
     // 3. The database, one round trip; 4. release every claim if it fails, confirm if it worked.
     if (pending.length === 0) return results as EventResult<E, R>[];
     let applied: R[];
@@ -199,6 +202,27 @@ export class ExactlyOnceProcessor<E, R extends AppliedEvent = AppliedEvent> {
     };
   }
 
+  /**
+   * One debug line per delivery a cache tier suppressed as a copy: the rule and the tier that
+   * matched, and a hash of the key (never the key: it holds phone numbers).
+   */
+  #logSuppressed(
+    results: readonly (EventResult<E, R> | undefined)[],
+    claims: readonly ClaimRequest[],
+  ): void {
+    if (!this.#o.logger.enabled("debug")) return;
+    results.forEach((result, i) => {
+      if (result?.outcome !== "duplicate") return;
+      const { key, subject } = claims[i];
+      this.#o.logger.debug("duplicate suppressed", {
+        rule: subject === undefined ? "same key within the copy window" : SUBJECT_COPY_RULE,
+        tier: result.decidedBy,
+        kind: key.slice(0, key.indexOf("|")),
+        key_hash: keyHash(key),
+      });
+    });
+  }
+
   #sharedSucceeded(): void {
     this.#circuit.succeeded();
     if (this.#failures > 0) {
@@ -240,6 +264,15 @@ export class ExactlyOnceProcessor<E, R extends AppliedEvent = AppliedEvent> {
       }
     }
   }
+}
+
+/** The copy rule of events with a subject (`isCopyOfHeld` in copy_window.ts). */
+const SUBJECT_COPY_RULE = "same key within the copy window, no other action of the subject between";
+
+/** The first 12 hex digits of a key's SHA-256: tells keys apart in logs without showing them. */
+function keyHash(key: string): string {
+  const digest = sha256(new TextEncoder().encode(key));
+  return Array.from(digest.subarray(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function describe(error: unknown): string {

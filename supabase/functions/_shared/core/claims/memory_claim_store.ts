@@ -7,8 +7,9 @@
  * many are live (never a scan of the Map).
  *
  * A held key counts as a duplicate only when the two deliveries are copies of one event (see
- * {@link isCopyOfHeld}): event times within the copy window and, for events with a subject, no
- * distinct event of another action of the subject claimed on this instance between them. What
+ * {@link isCopyOfHeld}): event times within the copy window and, for events with a subject, the
+ * same event time (another instance may have had an event of another action of the subject
+ * between two different times; the shared tier and the database decide those). What
  * this instance knows of a subject starts at a known claim sequence number; a held claim older
  * than that (the subject's record was evicted) is never answered "duplicate".
  */
@@ -77,7 +78,14 @@ export class MemoryClaimStore implements ClaimStore {
     const record = subject === undefined ? undefined : this.#subjects.get(subject);
     if (held !== undefined && held.expiresAt > now) {
       const known = subject === undefined || (record !== undefined && record.since <= held.seq);
-      if (known && isCopyOfHeld(held.at, at, this.#burstMs, action, record?.times)) return false;
+      // For a subject, only a delivery with the held event time is surely a copy here: a
+      // distinct event of another action between two times may have gone to another instance
+      // (join, leave elsewhere, rejoin 600 ms later), which only the shared tier and the database
+      // know of. Other times go on to them.
+      const sure = subject === undefined || held.at === at;
+      if (known && sure && isCopyOfHeld(held.at, at, this.#burstMs, action, record?.times)) {
+        return false;
+      }
     }
     const seq = ++this.#seq;
     const expiresAt = now + this.#ttlMs;
