@@ -10,9 +10,18 @@
  * fallback must keep it ≤ 100 %; each instance on its own pace, as before the fallback, beside
  * it); and the kill-and-resume fault (a runner process killed mid-drain, the drain schedule
  * resumes): double sends and skipped recipients, both must be 0.
+ *
+ * Scale rows (`send:scale-1k`, `-10k`, `-100k`; not in `--quick`): one batch of 1,000, 10,000 and
+ * 100,000 recipients created (JSON, one POST) on an instance process and sent by it at a high
+ * rate; the instance is killed (SIGKILL) halfway and a second one resumes through the drain
+ * schedule. Per row: create time per recipient, database round trips per claimed recipient (the
+ * counting proxy, every claim and write of both instances), the progress GET's time and round
+ * trips on the full batch, and the peak RSS of the instance (VmHWM); targets: each flat within 2×
+ * from 1k to 100k, and 0 double sends / 0 skipped.
  */
 import postgres from "postgres";
 import { applyMigrations } from "../scripts/lib/migrate.ts";
+import { localAuthEnv } from "../scripts/lib/local_jwt.ts";
 import { freePort } from "../scripts/lib/ports.ts";
 import { startPostgres } from "../scripts/lib/postgres_server.ts";
 import { silentLogger } from "../supabase/functions/_shared/core/log.ts";
@@ -25,6 +34,7 @@ import {
 import { FakeWhatsAppProvider, providerEnv } from "../tests/support/fake_whatsapp_provider.ts";
 import { startFunctionInstance } from "../tests/support/function_instance.ts";
 import { mintJwt } from "../tests/support/jwt.ts";
+import { startInstance } from "./lib/instances.ts";
 import { startPgCountingProxy } from "./lib/pg_counting_proxy.ts";
 
 /** One row of the send benchmark. */
@@ -34,7 +44,10 @@ export interface SendBenchRow {
     | "send:80-per-second"
     | "send:upstash-down"
     | "send:upstash-down-per-instance"
-    | "send:kill-resume";
+    | "send:kill-resume"
+    | "send:scale-1k"
+    | "send:scale-10k"
+    | "send:scale-100k";
   recipients: number;
   /** Recipients finished per second of the run. */
   recipientsPerSecond: number;
@@ -52,6 +65,24 @@ export interface SendBenchRow {
   skipped: number;
   /** Recipients listed unknown (in flight at the kill). */
   unknown: number;
+  /** Scale rows: what one batch of this size costs. */
+  scale?: ScaleFigures;
+}
+
+/** The per-recipient costs of one batch size (scale rows). */
+export interface ScaleFigures {
+  /** Wall time of the create POST (JSON upload, checks, inserts) per recipient (ms). */
+  createMsPerRecipient: number;
+  /** Database round trips of the create, per recipient. */
+  createRoundTripsPerRecipient: number;
+  /** Recipients claimed (attempts, re-claims after the kill included). */
+  claimed: number;
+  /** Median time of the progress GET on the whole batch (ms), and its round trips. */
+  progressMs: number;
+  progressRoundTrips: number;
+  /** Peak resident memory of the instance processes (VmHWM, bytes), and right after start. */
+  peakRssBytes: number;
+  idleRssBytes: number;
 }
 
 /** Options of {@link runSendBatchBench}. */
@@ -60,6 +91,8 @@ export interface SendBenchOptions {
   /** An existing database with the migrations applied; otherwise one is started. */
   databaseUrl?: string;
   log?: (line: string) => void;
+  /** Sizes of the scale rows (default 1,000, 10,000, 100,000; none in `quick` unless given). */
+  scale?: number[];
 }
 
 /** `n` distinct E.164 phones from `seed` on. */
@@ -305,6 +338,138 @@ async function killResumeRow(databaseUrl: string, count: number): Promise<SendBe
   }
 }
 
+/** Peak and current resident memory of a process (Linux /proc), in bytes. */
+async function rssOf(pid: number): Promise<{ peak: number; now: number }> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`).catch(() => "");
+  const kb = (name: string) => Number(status.match(new RegExp(`${name}:\\s+(\\d+) kB`))?.[1] ?? 0);
+  return { peak: kb("VmHWM") * 1024, now: kb("VmRSS") * 1024 };
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
+};
+
+/**
+ * One scale row: a batch of `count` recipients created and sent by an instance process that is
+ * killed halfway; a second instance resumes through the drain schedule.
+ */
+export async function scaleRow(
+  databaseUrl: string,
+  id: "send:scale-1k" | "send:scale-10k" | "send:scale-100k",
+  count: number,
+): Promise<SendBenchRow> {
+  const fake = FakeWhatsAppProvider.start();
+  const target = new URL(databaseUrl);
+  const proxy = startPgCountingProxy(Number(target.port));
+  const env = {
+    SUPABASE_DB_URL: proxy.urlFor(databaseUrl),
+    WEBHOOK_SECRET: "bench-webhook-secret-0123456789",
+    SEND_RATE_PER_SECOND: "5000",
+    SEND_CONCURRENCY: "32",
+    SEND_PROVIDER_TIMEOUT_MS: "2000",
+    SEND_LEASE_MS: "3000",
+    SEND_TIME_BUDGET_MS: "10000",
+    SEND_DRAIN_INTERVAL_MS: "250",
+    ...localAuthEnv({}),
+    ...providerEnv(fake, "meta"),
+  };
+  const path = "/functions/v1/whatsapp-send-batch";
+  const a = await startInstance("ours", env, path);
+  let b: Awaited<ReturnType<typeof startInstance>> | undefined;
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    const idle = await rssOf(a.pid);
+    const jwt = await mintJwt({ sub: crypto.randomUUID() });
+    const list = phones(count, Math.floor(Math.random() * 1e6));
+    const body = JSON.stringify({
+      message: "Hello {{name}}, your code is {{code}}",
+      recipients: list.map((phone, i) => ({
+        phone,
+        name: `Traveler ${i}`,
+        variables: { code: String(100000 + i) },
+      })),
+    });
+    const createTrips = proxy.stats.roundTrips;
+    const createStarted = performance.now();
+    const created = await fetch(a.url, {
+      method: "POST",
+      headers: { authorization: `Bearer ${jwt}`, "content-type": "application/json" },
+      body,
+    });
+    const answer = await created.json();
+    const createMs = performance.now() - createStarted;
+    if (created.status !== 201) throw new Error(`create failed: ${JSON.stringify(answer)}`);
+    const createRoundTrips = proxy.stats.roundTrips - createTrips;
+    const batchId = answer.batch_id as string;
+
+    // The progress GET on the whole batch (all pending): time and round trips of each.
+    const progressTimes: number[] = [];
+    const progressTrips: number[] = [];
+    for (let i = 0; i < 15; i++) {
+      const before = proxy.stats.roundTrips;
+      const started = performance.now();
+      const response = await fetch(`${a.url}/${batchId}`, {
+        headers: { authorization: `Bearer ${jwt}` },
+      });
+      const progress = await response.json();
+      if (progress.total !== count) throw new Error(`progress: ${JSON.stringify(progress)}`);
+      progressTimes.push(performance.now() - started);
+      progressTrips.push(proxy.stats.roundTrips - before);
+    }
+
+    const sendStarted = performance.now();
+    await post(`${a.url}/${batchId}/send`, jwt);
+    await fake.waitForCalls(Math.floor(count / 2), 600_000);
+    const peakA = (await rssOf(a.pid)).peak;
+    await a.kill();
+    b = await startInstance("ours", env, path);
+    // Its first request configures it and starts its drain schedule (SEND_DRAIN_INTERVAL_MS).
+    await fetch(`${b.url}/health`).then((r) => r.body?.cancel());
+    const open = async () => {
+      const [row] = await sql<{ open: number }[]>`
+        select pending + processing as open from public.whatsapp_send_batch_counts
+         where batch_id = ${batchId}`;
+      return row?.open ?? 0;
+    };
+    const deadline = Date.now() + 900_000;
+    while (await open() > 0) {
+      if (Date.now() > deadline) throw new Error(`${id}: batch not finished in 900 s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const sendSeconds = (performance.now() - sendStarted) / 1000;
+    const peakB = (await rssOf(b.pid)).peak;
+    const [{ claimed }] = await sql<{ claimed: number }[]>`
+      select coalesce(sum(attempts), 0)::int as claimed from public.whatsapp_send_recipients
+       where batch_id = ${batchId}`;
+    // Everything after the create: claims, outcomes, leases, the drain schedule of both.
+    const sendRoundTrips = proxy.stats.roundTrips - createTrips - createRoundTrips -
+      progressTrips.reduce((x, y) => x + y, 0);
+    return {
+      id,
+      recipients: count,
+      recipientsPerSecond: count / sendSeconds,
+      dbRoundTripsPerRecipient: sendRoundTrips / claimed,
+      ...(await outcome(sql, batchId, fake)),
+      scale: {
+        createMsPerRecipient: createMs / count,
+        createRoundTripsPerRecipient: createRoundTrips / count,
+        claimed,
+        progressMs: median(progressTimes),
+        progressRoundTrips: median(progressTrips),
+        peakRssBytes: Math.max(peakA, peakB),
+        idleRssBytes: idle.now,
+      },
+    };
+  } finally {
+    await sql.end();
+    await a.stop();
+    await b?.stop();
+    proxy.close();
+    await fake.stop();
+  }
+}
+
 /** Runs the send rows; starts a PostgreSQL unless `databaseUrl` is given. */
 export async function runSendBatchBench(options: SendBenchOptions = {}): Promise<SendBenchRow[]> {
   const log = options.log ?? console.log;
@@ -339,6 +504,17 @@ export async function runSendBatchBench(options: SendBenchOptions = {}): Promise
     log(format(rows[rows.length - 1]));
     rows.push(await killResumeRow(databaseUrl, quick ? 300 : 1000));
     log(format(rows[rows.length - 1]));
+    if (!quick || options.scale) {
+      const sizes = options.scale ?? [1_000, 10_000, 100_000];
+      for (
+        const [i, id] of (["send:scale-1k", "send:scale-10k", "send:scale-100k"] as const)
+          .entries()
+      ) {
+        if (sizes[i] === undefined) continue;
+        rows.push(await scaleRow(databaseUrl, id, sizes[i]));
+        log(format(rows[rows.length - 1]));
+      }
+    }
     return rows;
   } finally {
     await stop();
@@ -346,6 +522,19 @@ export async function runSendBatchBench(options: SendBenchOptions = {}): Promise
 }
 
 function format(row: SendBenchRow): string {
+  if (row.scale) {
+    const s = row.scale;
+    return [
+      `${row.id}: ${row.recipients} recipients`,
+      `create ${(s.createMsPerRecipient * 1000).toFixed(1)} µs/recipient`,
+      `${row.dbRoundTripsPerRecipient?.toFixed(2)} db round trips/claimed recipient`,
+      `progress ${s.progressMs.toFixed(1)} ms (${s.progressRoundTrips} round trips)`,
+      `peak RSS ${(s.peakRssBytes / 2 ** 20).toFixed(0)} MiB (idle ${
+        (s.idleRssBytes / 2 ** 20).toFixed(0)
+      })`,
+      `double sends ${row.doubleSends}, skipped ${row.skipped}, unknown ${row.unknown}`,
+    ].join(", ");
+  }
   const parts = [
     `${row.id}: ${row.recipients} recipients`,
     `${row.recipientsPerSecond.toFixed(1)} recipients/s`,

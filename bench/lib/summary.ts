@@ -198,6 +198,41 @@ export function formatMarkdown(result: BenchResult): string {
         ]),
       ),
     );
+    const scale = result.sendBatch.filter((r) => r.scale);
+    if (scale.length > 0) {
+      out.push(
+        "",
+        "whatsapp-send-batch at scale (one batch created and sent by an instance process, killed " +
+          "halfway, resumed by a second one; round trips per claimed recipient):",
+        "",
+        markdownTable(
+          [
+            "row",
+            "recipients",
+            "create µs/recipient",
+            "DB round trips/claimed recipient",
+            "progress GET ms (round trips)",
+            "peak RSS MiB (idle)",
+            "double sends",
+            "skipped",
+            "unknown",
+          ],
+          scale.map((r) => [
+            r.id,
+            String(r.recipients),
+            (r.scale!.createMsPerRecipient * 1000).toFixed(1),
+            r.dbRoundTripsPerRecipient?.toFixed(2) ?? "–",
+            `${r.scale!.progressMs.toFixed(1)} (${r.scale!.progressRoundTrips})`,
+            `${(r.scale!.peakRssBytes / 2 ** 20).toFixed(0)} (${
+              (r.scale!.idleRssBytes / 2 ** 20).toFixed(0)
+            })`,
+            String(r.doubleSends),
+            String(r.skipped),
+            String(r.unknown),
+          ]),
+        ),
+      );
+    }
   }
   if (result.idempotency) {
     out.push(
@@ -239,6 +274,12 @@ function sendLine(r: NonNullable<BenchResult["sendBatch"]>[number]): string {
   const db = r.dbRoundTripsPerRecipient === undefined
     ? ""
     : `, ${r.dbRoundTripsPerRecipient.toFixed(2)} DB round trips/recipient`;
+  const scale = r.scale
+    ? `, create ${(r.scale.createMsPerRecipient * 1000).toFixed(1)} µs/recipient, progress ${
+      r.scale.progressMs.toFixed(1)
+    } ms, peak RSS ${(r.scale.peakRssBytes / 2 ** 20).toFixed(0)} MiB`
+    : "";
   return `${r.id.padEnd(20)} ${r.recipients} recipients, ${r.recipientsPerSecond.toFixed(1)}/s` +
-    `${db}${share}${busiest}, ${r.doubleSends} double, ${r.skipped} skipped, ${r.unknown} unknown`;
+    `${db}${share}${busiest}${scale}, ${r.doubleSends} double, ${r.skipped} skipped, ` +
+    `${r.unknown} unknown`;
 }

@@ -177,6 +177,7 @@ function sendTargets(result: Omit<BenchResult, "targets">): TargetCheck[] {
       met: down.busiestSecondShare <= 1,
     });
   }
+  checks.push(...scaleTargets(rows));
   const bad = rows.filter((r) => r.doubleSends > 0 || r.skipped > 0);
   checks.push({
     target: "send-batch: 0 double sends and 0 skipped recipients, kill-and-resume included",
@@ -184,6 +185,54 @@ function sendTargets(result: Omit<BenchResult, "targets">): TargetCheck[] {
       ? `${rows.length} rows, all 0/0`
       : bad.map((r) => `${r.id}: ${r.doubleSends} double, ${r.skipped} skipped`).join("; "),
     met: bad.length === 0,
+  });
+  return checks;
+}
+
+/**
+ * send-batch at 1k, 10k and 100k recipients: each cost per recipient (and the progress GET, and
+ * the instance's peak memory) at 10k and 100k within 2× of 1k; 0 double sends / 0 skipped at 100k
+ * with the instance killed halfway.
+ */
+function scaleTargets(rows: NonNullable<BenchResult["sendBatch"]>): TargetCheck[] {
+  const at = (id: string) => rows.find((r) => r.id === id && r.scale);
+  const small = at("send:scale-1k");
+  const large = [at("send:scale-10k"), at("send:scale-100k")].filter((r) => r !== undefined);
+  const big = at("send:scale-100k");
+  if (!small || !big) return [];
+  type Row = NonNullable<BenchResult["sendBatch"]>[number];
+  const figures: [string, (r: Row) => number, (v: number) => string][] = [
+    [
+      "create time per recipient",
+      (r) => r.scale!.createMsPerRecipient,
+      (v) => `${(v * 1000).toFixed(1)} µs`,
+    ],
+    [
+      "database round trips per claimed recipient",
+      (r) => r.dbRoundTripsPerRecipient ?? 0,
+      (v) => v.toFixed(2),
+    ],
+    ["progress GET time", (r) => r.scale!.progressMs, (v) => `${v.toFixed(1)} ms`],
+    [
+      "peak RSS of the instance",
+      (r) => r.scale!.peakRssBytes,
+      (v) => `${(v / 2 ** 20).toFixed(0)} MiB`,
+    ],
+  ];
+  const checks: TargetCheck[] = figures.map(([name, value, show]) => {
+    const growth = Math.max(...large.map(value)) / value(small);
+    return {
+      target: `send-batch scale: ${name} flat from 1k to 100k recipients (≤ 2× of 1k)`,
+      measured: [small, ...large].map((r) => `${r.recipients}: ${show(value(r))}`).join(", ") +
+        ` (${growth.toFixed(2)}×)`,
+      met: growth <= 2,
+    };
+  });
+  checks.push({
+    target: "send-batch scale: 100,000 recipients, instance killed halfway: 0 double sends, " +
+      "0 skipped",
+    measured: `${big.doubleSends} double, ${big.skipped} skipped (${big.unknown} listed unknown)`,
+    met: big.doubleSends === 0 && big.skipped === 0,
   });
   return checks;
 }
