@@ -20,9 +20,13 @@ Deno.test(
     const sql = sqlClient(1);
     try {
       const user = await newUser();
+      const list = phones(5);
+      // The drain resumes every batch with pending work, other tests' leftovers too: count only
+      // the calls to this batch's recipients.
+      const ours = () => fake.calls.filter((c) => list.includes(`+${c.to}`)).length;
       const created = await call(fn.handler, "POST", "", user.jwt, {
         message: "Hi",
-        recipients: phones(5).map((phone) => ({ phone })),
+        recipients: list.map((phone) => ({ phone })),
       });
       const batchId = created.body.batch_id;
       // As after a click whose instance died before sending anything: requested, lease lapsed.
@@ -36,10 +40,15 @@ Deno.test(
       assert.equal(drained.status, 200);
       assert.ok(drained.body.started.includes(batchId));
       await fn.service.idle();
-      assert.equal(fake.calls.length, 5);
+      assert.equal(ours(), 5);
+      assert.deepEqual(
+        [...new Set(fake.calls.filter((c) => list.includes(`+${c.to}`)).map((c) => c.to))].length,
+        5,
+      );
       const again = await call(fn.handler, "POST", "/drain", service);
       assert.ok(!again.body.started.includes(batchId));
-      assert.equal(fake.calls.length, 5);
+      await fn.service.idle();
+      assert.equal(ours(), 5);
     } finally {
       await sql.end();
       await fn.close();

@@ -8,21 +8,17 @@
  *   POST /whatsapp-send-batch/<batch_id>/retry      requeue retryable failed / listed unknown
  *   POST /whatsapp-send-batch/drain                 (service role) resume interrupted batches
  *
- * The caller's JWT (or secret API key) is verified here; the user's queries run under RLS as that
- * user.
+ * This file holds the routes and their HTTP answers; the request bodies are read in
+ * send_batch/batch_requests.ts, the work is done by send_batch/service.ts. The caller's JWT (or
+ * secret API key) is verified here; whether a batch is the caller's is decided by RLS.
  * `sendBatchFromEnv` builds everything once from environment variables for `index.ts`.
  */
-import { z } from "zod";
 import {
-  BODY_PATH,
   HttpError,
   jsonResponse,
-  MalformedJsonError,
   MethodNotAllowedError,
   readBodyLimited,
 } from "../_shared/core/http.ts";
-import { zodIssues } from "../_shared/core/payload.ts";
-import { cleanJson, cleanParam } from "../_shared/core/sanitize.ts";
 import { toErrorResponse } from "../_shared/core/error_response.ts";
 import { parseIdempotencyConfig } from "../_shared/core/idempotency/config.ts";
 import { IDEMPOTENCY_HEADERS } from "../_shared/core/idempotency/key.ts";
@@ -34,30 +30,16 @@ import {
 import { createLogger, type Logger } from "../_shared/core/log.ts";
 import { CallerAuth, verifyCaller } from "../_shared/core/caller_auth.ts";
 import type { Caller } from "../_shared/core/jwt.ts";
+import { readCreate, readRetry, UUID } from "../_shared/send_batch/batch_requests.ts";
 import { parseSendBatchConfig, type SendBatchConfig } from "../_shared/send_batch/config.ts";
-import {
-  type BatchMessage,
-  MessageInputSchema,
-  TemplateMessageSchema,
-} from "../_shared/send_batch/message.ts";
 import { createProvider } from "../_shared/send_batch/providers/registry.ts";
 import type { SendProvider } from "../_shared/send_batch/providers/provider.ts";
 import type { RateLimiter } from "../_shared/send_batch/rate_limiter.ts";
 import { createRateLimiter } from "../_shared/send_batch/rate_limiter_factory.ts";
-import {
-  rawRecipient,
-  readRecipientsCsvStream,
-  RecipientCollector,
-  type RecipientList,
-  scanJsonBody,
-} from "../_shared/send_batch/recipients_input.ts";
 import { SendBatchRepository } from "../_shared/send_batch/repository.ts";
 import { SendBatchService } from "../_shared/send_batch/service.ts";
 
 const FUNCTION_NAME = "whatsapp-send-batch";
-/** Largest body of the other POST routes (retry); a create's is `config.maxUploadBytes`. */
-export const MAX_UPLOAD_BYTES = 5 * 1024 * 1024;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type FetchHandler = (request: Request) => Promise<Response>;
 
@@ -78,133 +60,6 @@ class BatchNotFoundError extends HttpError {
     super(404, "not_found", "no such batch");
     this.name = "BatchNotFoundError";
   }
-}
-
-const CreateSchema = z.object({
-  message: MessageInputSchema,
-  // Its rows are streamed to a RecipientCollector, each checked on its own (rejected, not fatal).
-  recipients: z.array(z.unknown()),
-  owner: z.string().regex(UUID).optional(),
-});
-
-const RetrySchema = z.object({ unknown: z.array(z.string().regex(UUID)).max(10_000).default([]) });
-
-/** The issues of a refusal, each with its path (`(root)` for the body as a whole). */
-function issuesOf(error: z.ZodError) {
-  return zodIssues(error.issues);
-}
-
-/** A CSV upload's message comes from the query: its issues name the query parameters. */
-function queryIssuesOf(error: z.ZodError, template: boolean) {
-  return zodIssues(error.issues).map(({ path, message }) => ({
-    path: !template ? "message" : path.includes("language") ? "language" : "template",
-    message,
-  }));
-}
-
-async function readJson(request: Request): Promise<unknown> {
-  const body = await readBodyLimited(request, MAX_UPLOAD_BYTES);
-  if (body.byteLength === 0) return {};
-  try {
-    // NULs and lone surrogates cannot be stored: cleaned here, once, for every field.
-    return cleanJson(JSON.parse(new TextDecoder().decode(body)));
-  } catch (cause) {
-    throw new MalformedJsonError(cause);
-  }
-}
-
-/** 413 naming the body: the upload is larger than this route takes. */
-function uploadTooLarge(limit: number): HttpError {
-  return new HttpError(413, "payload_too_large", `request body is larger than ${limit} bytes`, {
-    details: [{ path: BODY_PATH, message: `at most ${limit} bytes` }],
-  });
-}
-
-/**
- * The body as text, decoded as it streams in, refused past `limit` bytes (a declared length at
- * once). Nothing of it is kept here: the readers keep what they need.
- */
-async function* bodyText(request: Request, limit: number): AsyncGenerator<string> {
-  const declared = request.headers.get("content-length");
-  if (declared !== null && /^[0-9]+$/.test(declared) && Number(declared) > limit) {
-    throw uploadTooLarge(limit);
-  }
-  const stream = request.body;
-  if (!stream) return;
-  const reader = stream.getReader();
-  const decoder = new TextDecoder();
-  let size = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > limit) throw uploadTooLarge(limit);
-      const text = decoder.decode(value, { stream: true });
-      if (text !== "") yield text;
-    }
-    const rest = decoder.decode();
-    if (rest !== "") yield rest;
-  } finally {
-    // Stopped early (a refusal): the rest of the upload is not read.
-    await reader.cancel().catch(() => {});
-  }
-}
-
-function invalid(error: z.ZodError, what: string): HttpError {
-  return new HttpError(400, "invalid_payload", `request body does not match ${what}`, {
-    details: issuesOf(error),
-  });
-}
-
-/**
- * Reads a create request: JSON `{ message, recipients }` or a CSV upload with `?message=`, each
- * streamed (see recipients_input.ts), up to `config.maxRecipients` rows.
- */
-async function readCreate(
-  request: Request,
-  url: URL,
-  config: SendBatchConfig,
-): Promise<{ message: BatchMessage; recipients: RecipientList; owner?: string }> {
-  const type = (request.headers.get("content-type") ?? "").toLowerCase();
-  if (type.startsWith("text/csv") || type.startsWith("application/csv")) {
-    // Query parameters and CSV cells are cleaned like JSON fields: one sanitiser for all.
-    const query = url.searchParams;
-    const template = cleanParam(query, "template");
-    const message = template
-      ? TemplateMessageSchema.safeParse({
-        template: { name: template, language: cleanParam(query, "language") ?? "en" },
-      })
-      : MessageInputSchema.safeParse(cleanParam(query, "message") ?? "");
-    if (!message.success) {
-      throw new HttpError(
-        400,
-        "invalid_message",
-        "give the message as ?message=<text> or ?template=<name>&language=<code>",
-        { details: queryIssuesOf(message.error, Boolean(template)) },
-      );
-    }
-    const recipients = await readRecipientsCsvStream(
-      bodyText(request, config.maxUploadBytes),
-      config.maxRecipients,
-    );
-    return { message: message.data, recipients, owner: cleanParam(query, "owner") ?? undefined };
-  }
-  const collector = new RecipientCollector(config.maxRecipients);
-  const scanned = await scanJsonBody(
-    bodyText(request, config.maxUploadBytes),
-    (value) => collector.add(rawRecipient(value)),
-  );
-  const body = "notAnObject" in scanned
-    ? scanned.notAnObject
-    : scanned.recipientsArray
-    ? { ...scanned.fields, recipients: [] }
-    : scanned.fields;
-  const parsed = CreateSchema.safeParse(body);
-  if (!parsed.success) {
-    throw invalid(parsed.error, "{ message, recipients: [{ phone, name?, variables? }] }");
-  }
-  return { message: parsed.data.message, recipients: collector.finish(), owner: parsed.data.owner };
 }
 
 /** Builds the request handler from its dependencies. */
@@ -289,9 +144,7 @@ export function createSendBatchHandler(deps: SendBatchDeps): {
   };
 
   const retry = async (caller: Caller, batchId: string, request: Request): Promise<Response> => {
-    const parsed = RetrySchema.safeParse(await readJson(request));
-    if (!parsed.success) throw invalid(parsed.error, "{ unknown?: [recipient_id] }");
-    const result = await service.retry(caller, batchId, parsed.data.unknown);
+    const result = await service.retry(caller, batchId, await readRetry(request));
     if (!result) throw new BatchNotFoundError();
     return jsonResponse(200, {
       batch_id: batchId,
@@ -378,6 +231,7 @@ export function createSendBatchHandler(deps: SendBatchDeps): {
 }
 
 export { toErrorResponse };
+export { MAX_UPLOAD_BYTES } from "../_shared/send_batch/batch_requests.ts";
 
 /** Builds the dependencies from a configuration. */
 export function depsFromConfig(
@@ -391,7 +245,12 @@ export function depsFromConfig(
       databaseUrl: config.database.url,
       logger,
       redis: config.redis
-        ? { url: config.redis.url, token: config.redis.token, timeoutMs: 300, probeIntervalMs: 250 }
+        ? {
+          url: config.redis.url,
+          token: config.redis.token,
+          timeoutMs: config.redis.timeoutMs,
+          probeIntervalMs: config.redis.probeIntervalMs,
+        }
         : undefined,
       keyPrefix: config.redis?.prefix,
     }),
@@ -420,13 +279,7 @@ export function sendBatchFromEnv(
         const config = parseSendBatchConfig(values);
         const { handler, service } = createSendBatchHandler(depsFromConfig(config, values));
         built = handler;
-        if (config.drainIntervalMs > 0) {
-          const tick = () =>
-            service.drainSchedule().catch(() => []).finally(() => {
-              setTimeout(tick, config.drainIntervalMs);
-            });
-          setTimeout(tick, config.drainIntervalMs);
-        }
+        if (config.drainIntervalMs > 0) service.runDrainScheduleEvery(config.drainIntervalMs);
       } catch (error) {
         built = (_request: Request) => Promise.resolve(toErrorResponse(error, fallbackLogger));
       }

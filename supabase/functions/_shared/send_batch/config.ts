@@ -59,6 +59,8 @@ const EnvSchema = z
     DB_TIMEOUT_MS: positiveInt(5_000, 120_000),
     UPSTASH_REDIS_REST_URL: optionalText.pipe(z.url().optional()),
     UPSTASH_REDIS_REST_TOKEN: optionalText,
+    REDIS_TIMEOUT_MS: positiveInt(300, 60_000),
+    REDIS_PROBE_INTERVAL_MS: z.coerce.number().int().min(0).max(600_000).default(250),
     LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   })
   .superRefine((env, ctx) => {
@@ -141,7 +143,14 @@ export interface SendBatchConfig {
   /** How callers are authenticated (JWT secret, signing keys, API keys). */
   auth: AuthConfig;
   database: { url: string; poolMax: number; timeoutMs: number };
-  redis?: { url: string; token: string; prefix: string };
+  /** Upstash for the shared rate limit and the Idempotency-Key cache, with its time bounds. */
+  redis?: {
+    url: string;
+    token: string;
+    prefix: string;
+    timeoutMs: number;
+    probeIntervalMs: number;
+  };
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -205,6 +214,8 @@ export function parseSendBatchConfig(env: Record<string, string | undefined>): S
         url: e.UPSTASH_REDIS_REST_URL,
         token: e.UPSTASH_REDIS_REST_TOKEN,
         prefix: e.SEND_RATE_LIMIT_PREFIX,
+        timeoutMs: e.REDIS_TIMEOUT_MS,
+        probeIntervalMs: e.REDIS_PROBE_INTERVAL_MS,
       }
       : undefined,
     logLevel: e.LOG_LEVEL,

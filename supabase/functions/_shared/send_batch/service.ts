@@ -174,6 +174,19 @@ export class SendBatchService {
     return started;
   }
 
+  /**
+   * Runs {@link drainSchedule} every `intervalMs` in this instance, for stacks without pg_cron +
+   * pg_net calling `POST …/drain` (the local stack).
+   */
+  runDrainScheduleEvery(intervalMs: number): void {
+    const tick = () => {
+      this.drainSchedule().catch(() => []).finally(() => {
+        setTimeout(tick, intervalMs);
+      });
+    };
+    setTimeout(tick, intervalMs);
+  }
+
   /** The batch's progress, or undefined when the caller cannot see it. */
   progress(caller: Caller, batchId: string): Promise<BatchProgress | undefined> {
     return this.#repository.progress(caller, batchId);
