@@ -15,9 +15,12 @@ export interface MembershipEvent {
   action: MembershipAction;
   /** Normalised group JID, e.g. `120363025246125486@g.us`. */
   groupJid: string;
-  /** Canonical participant: `+E.164` when known, else `lid:<digits>`. */
+  /** Canonical participant: `+E.164` when known, else `lid:<digits>` or `bsuid:<id>`. */
   participant: ParticipantId;
-  /** The participant's LID (`lid:<digits>`) when the payload paired it with the phone. */
+  /**
+   * The participant's LID (`lid:<digits>`) or BSUID (`bsuid:<id>`) when the payload paired it
+   * with the phone.
+   */
   lid?: ParticipantId;
   /** Event time in epoch milliseconds. */
   at: number;

@@ -4,7 +4,7 @@
  */
 import { resolveEventTime } from "../whatsapp/event_time.ts";
 import type { RawMembershipChange } from "./formats/delivery.ts";
-import { isLid, normalizeGroupJid, normalizeParticipant } from "../whatsapp/identity.ts";
+import { isAlias, normalizeGroupJid, normalizeParticipant } from "../whatsapp/identity.ts";
 import type { MembershipEvent } from "./event.ts";
 
 /** One problem found while normalising, with the payload path it concerns. */
@@ -93,13 +93,14 @@ function normalizeOne(
   let lid: string | undefined;
   try {
     participant = normalizeParticipant(change.participant);
-    // A LID paired with a phone in the payload: the phone is the identity, the pair is learned.
-    if (isLid(participant) && change.phone !== undefined) {
+    // A LID or BSUID paired with a phone in the payload: the phone is the identity, the pair is
+    // learned (a BSUID is kept in the `lid` slot: both stand in for a phone).
+    if (isAlias(participant) && change.phone !== undefined) {
       const phone = tryNormalize(change.phone);
-      if (phone && !isLid(phone)) [lid, participant] = [participant, phone];
-    } else if (!isLid(participant) && change.lid !== undefined) {
+      if (phone && !isAlias(phone)) [lid, participant] = [participant, phone];
+    } else if (!isAlias(participant) && change.lid !== undefined) {
       const paired = tryNormalize(change.lid);
-      if (paired && isLid(paired)) lid = paired;
+      if (paired && isAlias(paired)) lid = paired;
     }
   } catch (error) {
     issue(change.path, error);

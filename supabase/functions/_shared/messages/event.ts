@@ -39,9 +39,10 @@ interface MessageEventBase {
 /** A message: written once per (account, message id). */
 export interface MessageReceived extends MessageEventBase {
   kind: "message";
-  /** The chat: `+E.164`, a group JID or `lid:<digits>`. */
+  /** The chat: `+E.164`, a group JID, `lid:<digits>` or `bsuid:<id>`. */
   chat: string;
-  /** Who wrote it: `+E.164` or `lid:<digits>`. */
+  /** Who wrote it: `+E.164`, `lid:<digits>` or `bsuid:<id>` (a Cloud API `from` that is not a
+   * possible phone number and has no BSUID is kept as given). */
   sender?: string;
   fromMe: boolean;
   /** `text`, `image`, `audio`, … as the gateway names it. */

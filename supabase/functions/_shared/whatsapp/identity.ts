@@ -6,7 +6,10 @@
  */
 import { parsePhoneNumberFromString } from "libphonenumber-js";
 
-/** A participant in canonical form: `+<E.164 digits>` or `lid:<digits>` for a WhatsApp LID. */
+/**
+ * A participant in canonical form: `+<E.164 digits>`, `lid:<digits>` for a WhatsApp LID, or
+ * `bsuid:<id>` for Meta's business-scoped user ID (a user known only by a username).
+ */
 export type ParticipantId = string;
 
 /** Raised when a group or participant identity cannot be normalised. */
@@ -60,6 +63,40 @@ export function isLid(participant: ParticipantId): boolean {
   return participant.startsWith("lid:");
 }
 
+/** Whether a canonical participant is a Meta business-scoped user ID (`bsuid:<id>`). */
+export function isBsuid(participant: ParticipantId): boolean {
+  return participant.startsWith("bsuid:");
+}
+
+/**
+ * Whether a canonical participant stands in for a phone number that may be learned later (a LID
+ * or a BSUID): such an identity is merged with the phone once a payload pairs them.
+ */
+export function isAlias(participant: ParticipantId): boolean {
+  return isLid(participant) || isBsuid(participant);
+}
+
+// `CC.<id>` or a parent `CC.ENT.<id>`; kept as given (case and all), only the shape is checked.
+const BSUID = /^[A-Za-z]{2}(\.[A-Za-z0-9]{1,32})?\.[A-Za-z0-9]{1,128}$/;
+
+/**
+ * Normalises a Meta business-scoped user ID (`US.13491208655302741918`, with or without a
+ * `bsuid:` prefix) to `bsuid:<id>`; throws {@link InvalidIdentityError}.
+ */
+export function normalizeBsuid(raw: string): ParticipantId {
+  const value = raw.trim();
+  const id = value.toLowerCase().startsWith("bsuid:") ? value.slice(6) : value;
+  if (!BSUID.test(id)) {
+    throw new InvalidIdentityError("business-scoped user id must be CC.<letters and digits>");
+  }
+  return `bsuid:${id}`;
+}
+
+/** Whether a raw value has the shape of a business-scoped user ID (`CC.<id>`). */
+export function looksLikeBsuid(raw: string): boolean {
+  return BSUID.test(raw.trim().replace(/^bsuid:/i, ""));
+}
+
 /**
  * Splits a JID into its user and server parts, dropping the device (`:12`) and agent (`_1`)
  * suffixes of multi-device JIDs. Returns undefined for a value without `@`.
@@ -103,6 +140,7 @@ function parseParticipant(raw: string | number): ParticipantId {
     return normalizePhone(jid.user);
   }
   if (text.toLowerCase().startsWith("lid:")) return normalizeLid(text.slice(4));
+  if (text.toLowerCase().startsWith("bsuid:")) return normalizeBsuid(text);
   return normalizePhone(text);
 }
 

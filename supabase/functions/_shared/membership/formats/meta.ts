@@ -11,13 +11,20 @@
  *
  * `group_participants_add` / `group_participants_remove` are handled; join requests and every other
  * field are acknowledged and ignored. `metadata` and `entry[].id` name the business number (the
- * "session") and never enter the key. Participants without a `wa_id` or phone-number `input`
- * (usernames only) cannot be keyed and are skipped. Group ids that are not JIDs are stored as
+ * "session") and never enter the key. A participant known only by a username comes with a
+ * business-scoped user ID (`user_id`, or a BSUID `input`) and no `wa_id`: it is keyed as
+ * `bsuid:<id>`, and merged with the phone once a payload names both (as a LID is). Participants
+ * with neither cannot be keyed and are skipped. Group ids that are not JIDs are stored as
  * `meta:<id>`. Signed with `X-Hub-Signature-256` (HMAC-SHA256 with the app secret).
  */
 import { z } from "zod";
 import { timestampField } from "./fields.ts";
-import { InvalidIdentityError, normalizeCloudApiGroupId } from "../../whatsapp/identity.ts";
+import {
+  InvalidIdentityError,
+  looksLikeBsuid,
+  normalizeBsuid,
+  normalizeCloudApiGroupId,
+} from "../../whatsapp/identity.ts";
 import { parseWith } from "./baileys.ts";
 import {
   isObject,
@@ -31,6 +38,9 @@ import {
 const ParticipantSchema = z.object({
   wa_id: z.union([z.string().max(64), z.number()]).nullish(),
   input: z.union([z.string().max(128), z.number()]).nullish(),
+  user_id: z.string().max(200).nullish().catch(undefined),
+  recipient_user_id: z.string().max(200).nullish().catch(undefined),
+  parent_user_id: z.string().max(200).nullish().catch(undefined),
 }).loose();
 
 const GroupEventSchema = z.object({
@@ -106,17 +116,39 @@ export const metaFormat: WebhookFormat = {
             const input = participant.input === null || participant.input === undefined
               ? undefined
               : String(participant.input);
-            const id = participant.wa_id ?? (input && PHONE_LIKE.test(input) ? input : undefined);
-            if (id === undefined || id === null || String(id).trim() === "") {
-              skipped.push("a participant without wa_id");
+            const phone = participant.wa_id ??
+              (input && PHONE_LIKE.test(input) ? input : undefined);
+            // A user known only by a username has a business-scoped user ID (BSUID) instead.
+            const bsuid = [
+              participant.user_id,
+              participant.recipient_user_id,
+              input,
+              participant.parent_user_id,
+            ].find((v): v is string => typeof v === "string" && looksLikeBsuid(v));
+            const hasPhone = phone !== undefined && phone !== null && String(phone).trim() !== "";
+            if (!hasPhone && bsuid === undefined) {
+              skipped.push("a participant without wa_id or user_id");
               return;
             }
+            const field = participant.wa_id != null
+              ? "wa_id"
+              : hasPhone
+              ? "input"
+              : bsuid === participant.user_id
+              ? "user_id"
+              : bsuid === participant.recipient_user_id
+              ? "recipient_user_id"
+              : bsuid === input
+              ? "input"
+              : "parent_user_id";
             changes.push({
               action,
               group: groupId,
-              participant: String(id),
+              // The phone when known, paired with the BSUID (learned as a LID is); else the BSUID.
+              participant: hasPhone ? String(phone) : normalizeBsuid(bsuid ?? ""),
+              ...(hasPhone && bsuid !== undefined ? { lid: normalizeBsuid(bsuid) } : {}),
               timestamp: group.timestamp,
-              path: `${at}${list}.${p}.${participant.wa_id != null ? "wa_id" : "input"}`,
+              path: `${at}${list}.${p}.${field}`,
             });
           });
         });

@@ -14,11 +14,23 @@
  *                    "errors": [{ "code": 131026, "title": "Message undeliverable" }] }] } }] }] }
  * ```
  *
+ * Users known only by a username come with a business-scoped user ID (BSUID) instead of a phone:
+ * `from_user_id` (`US.13491208655302741918`) without `from`; such a sender is stored as
+ * `bsuid:<id>`. A message in a group names it in `group_id` (the chat). A `system` message of type
+ * `user_changed_user_id` (the user's BSUID changed; `system.user_id` is the new one) is stored as a
+ * message of type `system` from the user (`from`, `from_user_id`, else the new BSUID); it changes
+ * no stored identity (messages keep the sender they came with).
+ *
  * One webhook may carry many entries, changes, messages and statuses (up to 1000): each is one
  * item. The account is `metadata.phone_number_id`. Signed with `X-Hub-Signature-256`.
  */
 import { z } from "zod";
 import { parseWith } from "../../core/payload.ts";
+import {
+  looksLikeBsuid,
+  normalizeBsuid,
+  normalizeCloudApiGroupId,
+} from "../../whatsapp/identity.ts";
 import type { MediaInfo, MessageStatus } from "../event.ts";
 import {
   normalizeMessageId,
@@ -84,19 +96,44 @@ function bodyOf(message: Record<string, unknown>, type: string): string | undefi
   return text(part.caption);
 }
 
+/**
+ * The sender of a Cloud API message: the phone (`from`) when it is a possible phone number, else
+ * the business-scoped user ID (`from_user_id`, users known only by a username), else `from` kept
+ * as given. A `user_changed_user_id` system message has neither: its sender is the user's new
+ * BSUID (`system.user_id`). A message is never refused because its sender is not a phone number.
+ */
+function senderOf(raw: Record<string, unknown>, type: string): string {
+  const from = text(raw.from, 128)?.trim();
+  if (from) {
+    try {
+      return normalizePerson(from);
+    } catch {
+      // Not a possible phone number: the BSUID below, or the value as given.
+    }
+  }
+  const system = type === "system" && isObject(raw.system) ? raw.system : undefined;
+  for (const candidate of [raw.from_user_id, system?.user_id, raw.from_parent_user_id]) {
+    const id = text(candidate, 200);
+    if (id && looksLikeBsuid(id)) return normalizeBsuid(id);
+  }
+  if (from) return from;
+  throw new Error("from or from_user_id is required");
+}
+
 function messageItem(account: string, raw: unknown, path: string, receivedAt: number): ItemResult {
   return itemResult(path, () => {
     if (!isObject(raw)) throw new Error("message must be an object");
     // Every message is stored, `unsupported` and `system` ones too (type kept, no body).
     const type = text(raw.type, 64) ?? "unknown";
-    const from = normalizePerson(required(raw.from, "from"));
+    const from = senderOf(raw, type);
+    const groupId = text(raw.group_id, 128);
     const media = mediaOf(raw, type);
     return {
       kind: "message",
       account,
       messageId: normalizeMessageId(required(raw.id, "id", 512)),
       at: eventTime(raw.timestamp, receivedAt),
-      chat: from,
+      chat: groupId ? normalizeCloudApiGroupId(groupId) : from,
       sender: from,
       fromMe: false,
       type,
