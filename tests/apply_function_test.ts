@@ -3,7 +3,11 @@
  * counted from a logical replication slot.
  */
 import assert from "node:assert/strict";
-import { PostgresMembershipRepository } from "../supabase/functions/_shared/membership/postgres_repository.ts";
+import { PostgresEventRepository } from "../supabase/functions/_shared/core/db/postgres_event_repository.ts";
+import {
+  membershipApply,
+  type MembershipResultRow,
+} from "../supabase/functions/_shared/membership/repository.ts";
 import type { MembershipEvent } from "../supabase/functions/_shared/membership/event.ts";
 import { databaseUrl, groupRows, sqlClient, uniqueGroup } from "./support/env.ts";
 import { RealtimeChangeFeed } from "./support/realtime_changes.ts";
@@ -14,12 +18,17 @@ function ev(group: string, action: "join" | "leave", at: number, participant = "
   return { action, groupJid: group, participant, at, atSource: "payload" } as MembershipEvent;
 }
 
-async function outcomes(repo: PostgresMembershipRepository, events: MembershipEvent[]) {
+async function outcomes(
+  repo: PostgresEventRepository<MembershipEvent, MembershipResultRow>,
+  events: MembershipEvent[],
+) {
   return (await repo.apply(events)).map((r) => r.outcome);
 }
 
-async function withRepo(fn: (repo: PostgresMembershipRepository) => Promise<void>) {
-  const repo = new PostgresMembershipRepository({
+async function withRepo(
+  fn: (repo: PostgresEventRepository<MembershipEvent, MembershipResultRow>) => Promise<void>,
+) {
+  const repo = new PostgresEventRepository(membershipApply(), {
     url: databaseUrl(),
     poolMax: 4,
     timeoutMs: 5000,

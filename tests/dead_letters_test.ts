@@ -20,11 +20,9 @@ import { PostgresDeadLetterReplayStore } from "../supabase/functions/_shared/cor
 import { HttpError, jsonResponse } from "../supabase/functions/_shared/core/http.ts";
 import { LOCAL_JWT_SECRET } from "../supabase/functions/_shared/core/jwt.ts";
 import { silentLogger } from "../supabase/functions/_shared/core/log.ts";
-import {
-  isObject,
-  type WebhookFormat,
-} from "../supabase/functions/_shared/membership/formats/delivery.ts";
-import { FORMATS } from "../supabase/functions/_shared/membership/formats/registry.ts";
+import { isObject } from "../supabase/functions/_shared/core/formats/parse.ts";
+import type { MembershipFormat } from "../supabase/functions/_shared/membership/formats/delivery.ts";
+import { MEMBERSHIP_FORMATS } from "../supabase/functions/_shared/membership/formats/registry.ts";
 import { parseMessageSettings } from "../supabase/functions/_shared/messages/config.ts";
 import { parseReplayConfig } from "../supabase/functions/webhook-replay/config.ts";
 import {
@@ -55,7 +53,7 @@ const PUBLISHABLE_KEY = `sb_publishable_${crypto.randomUUID().replaceAll("-", ""
 const PERSON = "+919963064165";
 
 /** "Acme", a gateway version the parser does not know yet: one member change per delivery. */
-const acmeFormat: WebhookFormat = {
+const acmeFormat: MembershipFormat = {
   name: "acme",
   detect: (json) => isObject(json) && isObject(json.acme_event),
   parse: (json) => {
@@ -86,7 +84,7 @@ function acmeBody(group: string, at = Date.now() - 1_000): string {
 }
 
 /** The membership webhook as deployed today, or after a release that knows `formats`. */
-function membership(formats?: readonly WebhookFormat[]) {
+function membership(formats?: readonly MembershipFormat[]) {
   return createMembershipWebhookFromConfig(
     parseConfig({ SUPABASE_DB_URL: databaseUrl(), ...SECRETS }),
     silentLogger,
@@ -184,7 +182,7 @@ Deno.test(
   async (t) => {
     const sql = sqlClient();
     const today = membership();
-    const fixed = membership([acmeFormat, ...FORMATS]);
+    const fixed = membership([acmeFormat, ...MEMBERSHIP_FORMATS]);
     const replayer = replayHandler({ [MEMBERSHIP]: fixed.handler });
     try {
       const group = uniqueGroup();
@@ -254,7 +252,7 @@ Deno.test(
         const [letter] = await lettersWith(sql, other);
         const feed = await RealtimeChangeFeed.open(sql);
         const second = replayHandler({
-          [MEMBERSHIP]: membership([acmeFormat, ...FORMATS]).handler,
+          [MEMBERSHIP]: membership([acmeFormat, ...MEMBERSHIP_FORMATS]).handler,
         });
         try {
           const [a, b] = await Promise.all([

@@ -2,11 +2,11 @@
  * Format detection and parsing of each gateway's example payloads, down to normalised events.
  */
 import assert from "node:assert/strict";
-import { PayloadFormatError } from "../supabase/functions/_shared/membership/formats/delivery.ts";
+import { PayloadFormatError } from "../supabase/functions/_shared/core/formats/parse.ts";
+import { UnknownFormatError } from "../supabase/functions/_shared/core/formats/registry.ts";
 import {
-  FORMAT_NAMES,
-  parseDelivery,
-  UnknownFormatError,
+  MEMBERSHIP_FORMAT_NAMES,
+  parseMembershipDelivery,
 } from "../supabase/functions/_shared/membership/formats/registry.ts";
 import { normalizeChanges } from "../supabase/functions/_shared/membership/normalize.ts";
 import {
@@ -27,7 +27,7 @@ import {
 const NOW = Date.UTC(2025, 10, 2, 1, 0, 0);
 
 function events(json: unknown, forced?: string) {
-  const delivery = parseDelivery(json, forced);
+  const delivery = parseMembershipDelivery(json, forced);
   assert.equal(delivery.kind, "changes", JSON.stringify(delivery));
   if (delivery.kind !== "changes") throw new Error("unreachable");
   return {
@@ -62,12 +62,12 @@ Deno.test("evolution: JID strings with participantsData; untrustworthy phones ar
 
 Deno.test("evolution: other events and actions are acknowledged and ignored", () => {
   assert.equal(
-    parseDelivery({ ...evolutionObjects, event: "messages.upsert", data: {} }).kind,
+    parseMembershipDelivery({ ...evolutionObjects, event: "messages.upsert", data: {} }).kind,
     "ignored",
   );
   const modify = structuredClone(evolutionObjects);
   modify.data.action = "modify";
-  assert.equal(parseDelivery(modify).kind, "ignored");
+  assert.equal(parseMembershipDelivery(modify).kind, "ignored");
 });
 
 Deno.test("waha: group.v2.participants with pn; ms timestamps; legacy group.join", () => {
@@ -95,7 +95,7 @@ Deno.test("waha: self join/leave name the session's account; other events are ig
     ["join", "+51900000000", "lid:45848826278102", NOW - 1000],
   ]);
   assert.equal(
-    parseDelivery({ ...wahaParticipants, event: "message", payload: {} }).kind,
+    parseMembershipDelivery({ ...wahaParticipants, event: "message", payload: {} }).kind,
     "ignored",
   );
 });
@@ -128,7 +128,7 @@ Deno.test("wwebjs: wrapped and raw notifications; WhatsApp's own timestamp", () 
   const raw = events({ ...wwebjsWrapped.data.notification, timestamp: NOW / 1000 - 60 });
   assert.deepEqual(raw.events.map((e) => [e.at, e.atSource]), [[NOW - 60_000, "payload"]]);
   const subject = { ...wwebjsWrapped.data.notification, type: "subject" };
-  assert.equal(parseDelivery(subject).kind, "ignored");
+  assert.equal(parseMembershipDelivery(subject).kind, "ignored");
 });
 
 Deno.test("meta: adds and removes; opaque group ids; other fields ignored", () => {
@@ -141,36 +141,36 @@ Deno.test("meta: adds and removes; opaque group ids; other fields ignored", () =
   assert.deepEqual(remove.events.map((e) => [e.action, e.groupJid, e.participant]), [
     ["leave", "meta:Y2FwaV9ncm91cDoxNTU1MDc4Mzg4MQ==", EXAMPLE.other],
   ]);
-  assert.equal(parseDelivery(metaMessage).kind, "ignored");
+  assert.equal(parseMembershipDelivery(metaMessage).kind, "ignored");
   const joinRequest = structuredClone(metaAdd);
   joinRequest.entry[0].changes[0].value.groups[0].type = "group_join_request_created";
-  assert.equal(parseDelivery(joinRequest).kind, "ignored");
+  assert.equal(parseMembershipDelivery(joinRequest).kind, "ignored");
 });
 
 Deno.test("detection: every builder is recognised as its own format", () => {
   for (const [name, build] of Object.entries(sessions)) {
     const json = build("s1", EXAMPLE.group, "join", [{ digits: EXAMPLE.otherDigits }], NOW);
-    const delivery = parseDelivery(json);
+    const delivery = parseMembershipDelivery(json);
     assert.equal(delivery.format, name);
   }
 });
 
 Deno.test("?format= forces a parser; unknown names and shapes list the supported formats", () => {
-  assert.equal(parseDelivery(baileysStrings, "baileys").format, "baileys");
-  assert.throws(() => parseDelivery(baileysStrings, "meta"), PayloadFormatError);
-  assert.throws(() => parseDelivery(baileysStrings, "telegram"), (error: Error) => {
+  assert.equal(parseMembershipDelivery(baileysStrings, "baileys").format, "baileys");
+  assert.throws(() => parseMembershipDelivery(baileysStrings, "meta"), PayloadFormatError);
+  assert.throws(() => parseMembershipDelivery(baileysStrings, "telegram"), (error: Error) => {
     assert.ok(error instanceof UnknownFormatError);
-    for (const name of FORMAT_NAMES) assert.ok(error.message.includes(name));
+    for (const name of MEMBERSHIP_FORMAT_NAMES) assert.ok(error.message.includes(name));
     return true;
   });
-  assert.throws(() => parseDelivery({ hello: 1 }), UnknownFormatError);
-  assert.throws(() => parseDelivery([1, 2]), UnknownFormatError);
+  assert.throws(() => parseMembershipDelivery({ hello: 1 }), UnknownFormatError);
+  assert.throws(() => parseMembershipDelivery([1, 2]), UnknownFormatError);
 });
 
 Deno.test("invalid payloads of a known format name the bad field", () => {
   const bad = structuredClone(evolutionObjects) as Record<string, unknown>;
   (bad.data as Record<string, unknown>).action = "explode";
-  assert.throws(() => parseDelivery(bad), (error: PayloadFormatError) => {
+  assert.throws(() => parseMembershipDelivery(bad), (error: PayloadFormatError) => {
     assert.deepEqual(error.issues.map((i) => i.path), ["data.action"]);
     return true;
   });

@@ -10,7 +10,7 @@ import { parseConfig } from "../supabase/functions/_shared/core/config.ts";
 import { parseIdempotencyConfig } from "../supabase/functions/_shared/core/idempotency/config.ts";
 import { silentLogger } from "../supabase/functions/_shared/core/log.ts";
 import { twilioSignature } from "../supabase/functions/_shared/core/twilio_signature.ts";
-import { parseDelivery } from "../supabase/functions/_shared/membership/formats/registry.ts";
+import { parseMembershipDelivery } from "../supabase/functions/_shared/membership/formats/registry.ts";
 import { createMembershipWebhookFromConfig } from "../supabase/functions/whatsapp-membership-webhook/handler.ts";
 import { statsHandlerFromEnv } from "../supabase/functions/webhook-stats/handler.ts";
 import { databaseUrl, sqlClient, uniqueGroup } from "./support/env.ts";
@@ -148,7 +148,7 @@ Deno.test("fuzz: the detector and parsers never throw anything but their own err
   for (let i = 0; i < 5000; i++) {
     const json = i % 2 === 0 ? randomJson(rand) : mutate(EXAMPLES[i % EXAMPLES.length], rand);
     try {
-      parseDelivery(json);
+      parseMembershipDelivery(json);
     } catch (error) {
       const name = (error as Error).name;
       assert.ok(

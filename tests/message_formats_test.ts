@@ -10,7 +10,7 @@ import {
 } from "../supabase/functions/_shared/core/twilio_signature.ts";
 import { UnauthorizedError } from "../supabase/functions/_shared/core/webhook_auth.ts";
 import type { DeliveryInput } from "../supabase/functions/_shared/messages/formats/delivery.ts";
-import { parseMessages } from "../supabase/functions/_shared/messages/formats/registry.ts";
+import { parseMessageDelivery } from "../supabase/functions/_shared/messages/formats/registry.ts";
 import { normalizeMessageId } from "../supabase/functions/_shared/messages/normalize.ts";
 import * as ex from "./fixtures/message_examples.ts";
 import { sqlClient } from "./support/env.ts";
@@ -72,7 +72,7 @@ Deno.test("message ids: WAHA's serialised ids become the WhatsApp id; others are
 });
 
 Deno.test("evolution: LID chats with their phone, protobuf timestamps, group senders, statuses", () => {
-  const parsed = parseMessages(
+  const parsed = parseMessageDelivery(
     json({
       ...ex.evolutionUpsert({
         instance: "i",
@@ -104,7 +104,7 @@ Deno.test("evolution: LID chats with their phone, protobuf timestamps, group sen
     ["+5511999990000", "+5511988887777", "+5511988887777", "image", "look", NOW - 30_000],
   );
   assert.equal(event.media?.mimeType, "image/jpeg");
-  const update = parseMessages(
+  const update = parseMessageDelivery(
     json(ex.evolutionUpdate({
       instance: "i",
       sender: "5511999990000@s.whatsapp.net",
@@ -126,7 +126,10 @@ Deno.test("evolution: LID chats with their phone, protobuf timestamps, group sen
       fromMe: true,
     });
   }
-  const presence = parseMessages(json({ event: "presence.update", instance: "i", data: {} }), NOW);
+  const presence = parseMessageDelivery(
+    json({ event: "presence.update", instance: "i", data: {} }),
+    NOW,
+  );
   assert.equal(presence.kind, "ignored");
 });
 
@@ -138,11 +141,11 @@ Deno.test("waha: me.id that is not a phone rejects the item, not the envelope; o
     from: "5511988887777@c.us",
     to: "x@c.us",
   });
-  const parsed = parseMessages(json(message), NOW);
+  const parsed = parseMessageDelivery(json(message), NOW);
   assert.ok(parsed.kind === "items" && !parsed.items[0].ok);
-  const ignored = parseMessages(json({ ...message, event: "presence.update" }), NOW);
+  const ignored = parseMessageDelivery(json({ ...message, event: "presence.update" }), NOW);
   assert.equal(ignored.kind, "ignored");
-  const story = parseMessages(
+  const story = parseMessageDelivery(
     json(
       ex.wahaMessage({
         session: "s",
@@ -158,7 +161,7 @@ Deno.test("waha: me.id that is not a phone rejects the item, not the envelope; o
 });
 
 Deno.test("twilio: incoming vs status callbacks, accounts from To/From, statuses mapped", () => {
-  const incoming = parseMessages(
+  const incoming = parseMessageDelivery(
     {
       kind: "form",
       form: ex.twilioIncoming({ sid: "SM1", from: "5511988887777", to: "14155238886" }),
@@ -173,7 +176,7 @@ Deno.test("twilio: incoming vs status callbacks, accounts from To/From, statuses
   for (
     const [twilio, ours] of [["undelivered", "failed"], ["queued", "pending"], ["read", "read"]]
   ) {
-    const status = parseMessages(
+    const status = parseMessageDelivery(
       {
         kind: "form",
         form: ex.twilioStatus({
@@ -228,11 +231,11 @@ Deno.test("fuzz: message parsers never throw anything but their own errors", () 
   for (let i = 0; i < 5000; i++) {
     const value = i % 2 === 0 ? randomJson(rand) : mutate(EXAMPLES[i % EXAMPLES.length], rand);
     try {
-      parseMessages(json(value), NOW);
+      parseMessageDelivery(json(value), NOW);
     } catch (error) {
       const name = (error as Error).name;
       assert.ok(
-        name === "UnknownMessageFormatError" || name === "PayloadFormatError",
+        name === "UnknownFormatError" || name === "PayloadFormatError",
         `input ${JSON.stringify(value)} threw ${name}: ${(error as Error).message}`,
       );
     }
@@ -246,9 +249,9 @@ Deno.test("fuzz: message parsers never throw anything but their own errors", () 
       form.append(name, String(randomJson(rand, 4)));
     }
     try {
-      parseMessages({ kind: "form", form }, NOW);
+      parseMessageDelivery({ kind: "form", form }, NOW);
     } catch (error) {
-      assert.equal((error as Error).name, "UnknownMessageFormatError");
+      assert.equal((error as Error).name, "UnknownFormatError");
     }
   }
 });

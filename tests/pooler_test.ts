@@ -13,9 +13,10 @@ import { oneTrip } from "../supabase/functions/_shared/core/db/one_trip.ts";
 import { createPostgresPool } from "../supabase/functions/_shared/core/db/postgres_pool.ts";
 import { PostgresIdempotencyStore } from "../supabase/functions/_shared/core/idempotency/postgres_store.ts";
 import type { MembershipEvent } from "../supabase/functions/_shared/membership/event.ts";
-import { PostgresMembershipRepository } from "../supabase/functions/_shared/membership/postgres_repository.ts";
+import { PostgresEventRepository } from "../supabase/functions/_shared/core/db/postgres_event_repository.ts";
+import { membershipApply } from "../supabase/functions/_shared/membership/repository.ts";
 import type { MessageEvent } from "../supabase/functions/_shared/messages/event.ts";
-import { PostgresMessageRepository } from "../supabase/functions/_shared/messages/postgres_repository.ts";
+import { messageApply } from "../supabase/functions/_shared/messages/repository.ts";
 import { SendBatchRepository } from "../supabase/functions/_shared/send_batch/repository.ts";
 import { postgresStatsReader } from "../supabase/functions/webhook-stats/handler.ts";
 import type { StatsConfig } from "../supabase/functions/webhook-stats/config.ts";
@@ -68,8 +69,16 @@ Deno.test("pooler: the pool connects through PgBouncer in transaction mode and i
       timeoutMs: TIMEOUT_MS,
       applicationName: "t",
     });
-    const membership = new PostgresMembershipRepository({ url, poolMax: 2, timeoutMs: TIMEOUT_MS });
-    const messages = new PostgresMessageRepository({ url, poolMax: 2, timeoutMs: TIMEOUT_MS });
+    const membership = new PostgresEventRepository(membershipApply(), {
+      url,
+      poolMax: 2,
+      timeoutMs: TIMEOUT_MS,
+    });
+    const messages = new PostgresEventRepository(messageApply, {
+      url,
+      poolMax: 2,
+      timeoutMs: TIMEOUT_MS,
+    });
     const idempotency = new PostgresIdempotencyStore({ url, poolMax: 2, timeoutMs: TIMEOUT_MS });
     const stats = postgresStatsReader({ databaseUrl: url, timeoutMs: TIMEOUT_MS } as StatsConfig);
     try {
@@ -172,8 +181,16 @@ Deno.test("pooler: each call of the functions' database clients is one round tri
       timeoutMs: TIMEOUT_MS,
       applicationName: "t",
     });
-    const membership = new PostgresMembershipRepository({ url, poolMax: 1, timeoutMs: TIMEOUT_MS });
-    const messages = new PostgresMessageRepository({ url, poolMax: 1, timeoutMs: TIMEOUT_MS });
+    const membership = new PostgresEventRepository(membershipApply(), {
+      url,
+      poolMax: 1,
+      timeoutMs: TIMEOUT_MS,
+    });
+    const messages = new PostgresEventRepository(messageApply, {
+      url,
+      poolMax: 1,
+      timeoutMs: TIMEOUT_MS,
+    });
     const idempotency = new PostgresIdempotencyStore({ url, poolMax: 1, timeoutMs: TIMEOUT_MS });
     const stats = postgresStatsReader({ databaseUrl: url, timeoutMs: TIMEOUT_MS } as StatsConfig);
     const sendBatch = new SendBatchRepository({ url, poolMax: 1, timeoutMs: TIMEOUT_MS });

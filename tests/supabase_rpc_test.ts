@@ -4,8 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { parseConfig } from "../supabase/functions/_shared/core/config.ts";
-import { DatabaseUnavailableError } from "../supabase/functions/_shared/membership/repository.ts";
-import { SupabaseRpcMembershipRepository } from "../supabase/functions/_shared/membership/supabase_rpc_repository.ts";
+import { DatabaseUnavailableError } from "../supabase/functions/_shared/core/exactly_once.ts";
+import { SupabaseRpcEventRepository } from "../supabase/functions/_shared/core/db/supabase_rpc_event_repository.ts";
+import { membershipApply } from "../supabase/functions/_shared/membership/repository.ts";
 import { silentLogger } from "../supabase/functions/_shared/core/log.ts";
 import { createMembershipWebhookFromConfig } from "../supabase/functions/whatsapp-membership-webhook/handler.ts";
 import { freePort } from "../scripts/lib/ports.ts";
@@ -24,7 +25,7 @@ const T = Date.UTC(2026, 10, 22, 5, 0, 0);
 
 Deno.test("supabase-js rpc: same SQL function, same outcomes", async () => {
   const api = startPostgrestRpc(databaseUrl());
-  const repo = new SupabaseRpcMembershipRepository({
+  const repo = new SupabaseRpcEventRepository(membershipApply(), {
     url: api.url,
     serviceRoleKey: api.serviceRoleKey,
     timeoutMs: 5000,
@@ -54,7 +55,7 @@ Deno.test("supabase-js rpc: same SQL function, same outcomes", async () => {
 });
 
 Deno.test("supabase-js rpc: an unreachable or failing Data API is DatabaseUnavailableError", async () => {
-  const down = new SupabaseRpcMembershipRepository({
+  const down = new SupabaseRpcEventRepository(membershipApply(), {
     url: `http://127.0.0.1:${freePort()}`,
     serviceRoleKey: "x",
     timeoutMs: 1000,
@@ -69,7 +70,7 @@ Deno.test("supabase-js rpc: an unreachable or failing Data API is DatabaseUnavai
   await assert.rejects(down.apply([event]), DatabaseUnavailableError);
   const api = startPostgrestRpc(databaseUrl());
   try {
-    const wrongKey = new SupabaseRpcMembershipRepository({
+    const wrongKey = new SupabaseRpcEventRepository(membershipApply(), {
       url: api.url,
       serviceRoleKey: "wrong",
       timeoutMs: 1000,

@@ -38,6 +38,11 @@ export interface AppliedEvent {
   outcome: ApplyOutcome;
   /** Time of the distinct event the database matched this one to (its own, or the original's). */
   referenceAt: number;
+  /**
+   * The identity the event was applied to, when the SQL function returns one (membership: a LID
+   * resolves to its phone once the pair is known).
+   */
+  participant?: string;
 }
 
 /** Applies a webhook's events in one database round trip; one result per event, in order. */

@@ -1,18 +1,14 @@
 /**
  * What every webhook function builds from its configuration around its own repository: the cache
  * tiers, the exactly-once lifecycle, the signature checks and the Idempotency-Key layer, and one
- * `close` for all of them. A function adds only its claim rule, repository and handler.
+ * `close` for all of them. A function adds only its claim rule, apply function and handler.
  */
 import type { MemoryClaimStore } from "./claims/memory_claim_store.ts";
 import { ConfigError, type WebhookConfig } from "./config.ts";
 import { DeadLetters } from "./dead_letters/dead_letter.ts";
 import { createDeadLetterStore } from "./dead_letters/store.ts";
-import {
-  type AppliedEvent,
-  type ClaimOf,
-  type EventRepository,
-  ExactlyOnceProcessor,
-} from "./exactly_once.ts";
+import { type ApplyFunction, createEventRepository } from "./db/event_repository.ts";
+import { type ClaimOf, ExactlyOnceProcessor } from "./exactly_once.ts";
 import type { IdempotencyConfig } from "./idempotency/config.ts";
 import { createIdempotencyLayer, type IdempotencyLayer } from "./idempotency/layer.ts";
 import type { Logger } from "./log.ts";
@@ -20,9 +16,11 @@ import { createCacheTiers } from "./tiers.ts";
 import { hasAnySecret, WebhookAuthenticator, type WebhookSecrets } from "./webhook_auth.ts";
 
 /** The shared parts of a webhook function, built once. */
-export interface WebhookRuntime<E, R extends AppliedEvent> {
+export interface WebhookRuntime<E> {
   memory: MemoryClaimStore;
-  processor: ExactlyOnceProcessor<E, R>;
+  processor: ExactlyOnceProcessor<E>;
+  /** The repository's name, shown by the health response. */
+  databaseName: string;
   /** Undefined only when unsigned webhooks are explicitly allowed. */
   authenticator?: WebhookAuthenticator;
   idempotency?: IdempotencyLayer;
@@ -33,10 +31,11 @@ export interface WebhookRuntime<E, R extends AppliedEvent> {
 }
 
 /** Options of {@link createWebhookRuntime}. */
-export interface WebhookRuntimeOptions<E, R extends AppliedEvent> {
+export interface WebhookRuntimeOptions<E> {
   /** The function's name, as its dead letters record it. */
   functionName: string;
-  repository: EventRepository<E, R>;
+  /** The function's apply SQL function, called through the configured database path. */
+  apply: ApplyFunction<E>;
   /** The function's claim rule (key, time, subject). */
   claimOf: ClaimOf<E>;
   /** The copy window of the function's keys (infinite when a key names one event for ever). */
@@ -51,11 +50,11 @@ export interface WebhookRuntimeOptions<E, R extends AppliedEvent> {
 }
 
 /** Builds the shared parts; throws {@link ConfigError} when no secret is set (and unsigned is off). */
-export function createWebhookRuntime<E, R extends AppliedEvent>(
+export function createWebhookRuntime<E>(
   config: WebhookConfig,
-  options: WebhookRuntimeOptions<E, R>,
-): WebhookRuntime<E, R> {
-  const { repository, logger } = options;
+  options: WebhookRuntimeOptions<E>,
+): WebhookRuntime<E> {
+  const { logger } = options;
   const secrets: WebhookSecrets = { shared: config.webhookSecret, ...config.secrets };
   const signed = hasAnySecret(secrets);
   if (!signed && !config.allowUnsigned) {
@@ -67,8 +66,9 @@ export function createWebhookRuntime<E, R extends AppliedEvent>(
   if (!signed) {
     logger.warn("ALLOW_UNSIGNED_WEBHOOKS=true: accepting unsigned webhooks (local use only)");
   }
+  const repository = createEventRepository(config.database, options.apply);
   const { memory, shared } = createCacheTiers(config, options.copyWindowMs);
-  const processor = new ExactlyOnceProcessor<E, R>({
+  const processor = new ExactlyOnceProcessor<E>({
     memory,
     shared,
     repository,
@@ -92,6 +92,7 @@ export function createWebhookRuntime<E, R extends AppliedEvent>(
   return {
     memory,
     processor,
+    databaseName: repository.name,
     authenticator: signed ? new WebhookAuthenticator(secrets) : undefined,
     idempotency,
     deadLetters,

@@ -1,31 +1,12 @@
 /**
- * The database tier: the source of truth for membership state.
- *
- * One SQL function, `public.apply_whatsapp_membership_events`, applies all events of a webhook in
- * one round trip and writes a row only when the state really changes and the event is not older
- * than the last one applied. Every implementation calls that same function.
+ * The membership domain's apply SQL function, `public.apply_whatsapp_membership_events`: it
+ * applies all events of a webhook in one round trip and writes a row only when the state really
+ * changes and the event is not older than the last one applied. Both database paths
+ * (core/db/event_repository.ts) call it through this descriptor.
  */
-import { resultsInOrder } from "../core/db/apply_rows.ts";
-import {
-  type ApplyOutcome,
-  DatabaseUnavailableError,
-  type EventRepository,
-} from "../core/exactly_once.ts";
+import type { ApplyFunction } from "../core/db/event_repository.ts";
+import type { ApplyOutcome } from "../core/exactly_once.ts";
 import type { MembershipEvent } from "./event.ts";
-
-export { type ApplyOutcome, DatabaseUnavailableError };
-
-/** The SQL function every repository calls. */
-export const APPLY_FUNCTION = "apply_whatsapp_membership_events";
-
-/** The database's answer for one membership event. */
-export interface AppliedEvent {
-  outcome: ApplyOutcome;
-  /** The identity the event was applied to: a LID resolves to its phone once the pair is known. */
-  participant: string;
-  /** Event time of the distinct event this delivery belongs to (the original's, for a copy). */
-  referenceAt: number;
-}
 
 /** The JSON shape of one event as the SQL function reads it. */
 export interface ApplyEventRow {
@@ -37,7 +18,7 @@ export interface ApplyEventRow {
 }
 
 /** One row returned by the SQL function. */
-export interface ApplyResultRow {
+export interface MembershipResultRow {
   idx: number;
   outcome: string;
   phone: string;
@@ -46,9 +27,6 @@ export interface ApplyResultRow {
 
 /** Default copy window of the SQL function, in milliseconds. */
 export const DEFAULT_COPY_WINDOW_MS = 1000;
-
-/** Applies membership events to the database, one round trip per webhook. */
-export type MembershipRepository = EventRepository<MembershipEvent, AppliedEvent>;
 
 /** Converts events to the rows the SQL function reads. */
 export function toApplyRows(events: readonly MembershipEvent[]): ApplyEventRow[] {
@@ -61,14 +39,23 @@ export function toApplyRows(events: readonly MembershipEvent[]): ApplyEventRow[]
   }));
 }
 
-/** Orders the SQL function's `(idx, outcome, phone)` rows by idx, checking each event got one. */
-export function outcomesFromRows(
-  rows: readonly ApplyResultRow[],
-  expected: number,
-): AppliedEvent[] {
-  return resultsInOrder(rows, expected, (row) => ({
-    outcome: row.outcome as ApplyOutcome,
-    participant: row.phone,
-    referenceAt: Number(row.reference_ms),
-  }));
+/**
+ * `apply_whatsapp_membership_events(events, copy_window_ms)`: same-action events closer than
+ * `copyWindowMs` are copies. Each row gives the identity applied to (a LID resolves to its phone).
+ */
+export function membershipApply(
+  copyWindowMs = DEFAULT_COPY_WINDOW_MS,
+): ApplyFunction<MembershipEvent, MembershipResultRow> {
+  return {
+    name: "apply_whatsapp_membership_events",
+    applicationName: "whatsapp-membership-webhook",
+    columns: ["idx", "outcome", "phone", "reference_ms"],
+    extraArgs: { copy_window_ms: copyWindowMs },
+    rows: toApplyRows,
+    applied: (row) => ({
+      outcome: row.outcome as ApplyOutcome,
+      participant: row.phone,
+      referenceAt: Number(row.reference_ms),
+    }),
+  };
 }

@@ -1,17 +1,12 @@
 /**
- * The database tier of the message webhook: `public.apply_whatsapp_message_events` stores each
+ * The message domain's apply SQL function, `public.apply_whatsapp_message_events`: it stores each
  * message once per (account, message id) and moves statuses only forward, all events of a
- * webhook in one round trip. Every implementation calls that same function.
+ * webhook in one round trip. Both database paths (core/db/event_repository.ts) call it through
+ * this descriptor.
  */
-import { resultsInOrder } from "../core/db/apply_rows.ts";
-import type { AppliedEvent, ApplyOutcome, EventRepository } from "../core/exactly_once.ts";
+import type { ApplyFunction } from "../core/db/event_repository.ts";
+import type { ApplyOutcome } from "../core/exactly_once.ts";
 import type { MessageEvent } from "./event.ts";
-
-/** The SQL function every repository calls. */
-export const APPLY_MESSAGES_FUNCTION = "apply_whatsapp_message_events";
-
-/** Applies message events to the database, one round trip per webhook. */
-export type MessageRepository = EventRepository<MessageEvent, AppliedEvent>;
 
 /** One row returned by the SQL function. */
 export interface MessageResultRow {
@@ -50,13 +45,15 @@ export function toMessageRows(events: readonly MessageEvent[]): Record<string, u
   );
 }
 
-/** Orders the SQL function's rows by idx, checking each event got one. */
-export function messageOutcomes(
-  rows: readonly MessageResultRow[],
-  expected: number,
-): AppliedEvent[] {
-  return resultsInOrder(rows, expected, (row) => ({
+/** `apply_whatsapp_message_events(events)`: no argument besides the events. */
+export const messageApply: ApplyFunction<MessageEvent, MessageResultRow> = {
+  name: "apply_whatsapp_message_events",
+  applicationName: "whatsapp-message-webhook",
+  columns: ["idx", "outcome", "reference_ms"],
+  extraArgs: {},
+  rows: toMessageRows,
+  applied: (row) => ({
     outcome: row.outcome as ApplyOutcome,
     referenceAt: Number(row.reference_ms),
-  }));
-}
+  }),
+};

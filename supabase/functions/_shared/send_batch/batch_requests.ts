@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { BODY_PATH, HttpError, MalformedJsonError, readBodyLimited } from "../core/http.ts";
-import { zodIssues } from "../core/payload.ts";
+import { zodIssues } from "../core/formats/parse.ts";
 import { cleanJson, cleanParam } from "../core/sanitize.ts";
 import type { SendBatchConfig } from "./config.ts";
 import { type BatchMessage, MessageInputSchema, TemplateMessageSchema } from "./message.ts";

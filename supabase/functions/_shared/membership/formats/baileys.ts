@@ -12,16 +12,14 @@
  * member leaving on their own is reported as `remove`.
  */
 import { z } from "zod";
-import { parseWith } from "../../core/payload.ts";
-import { jidField } from "./fields.ts";
 import type { MembershipAction } from "../event.ts";
 import {
-  isObject,
   MAX_PARTICIPANTS,
+  type MembershipFormat,
   type ParsedDelivery,
   type RawMembershipChange,
-  type WebhookFormat,
 } from "./delivery.ts";
+import { isObject, jidField, parseWith } from "../../core/formats/parse.ts";
 
 /**
  * One participant: a JID string, or an object with optional phone/LID pairing. A malformed entry
@@ -86,15 +84,13 @@ export function changesFromBaileysUpdate(
   return { kind: "changes", format, changes, paths: { group: `${prefix}id`, timestamp: "" } };
 }
 
-export { parseWith };
-
 const WrappedSchema = z.object({
   event: z.literal("group-participants.update"),
   data: z.unknown(),
 });
 
 /** Raw Baileys events, and `{ event: "group-participants.update", data }` without an envelope. */
-export const baileysFormat: WebhookFormat = {
+export const baileysFormat: MembershipFormat = {
   name: "baileys",
   detect(json) {
     if (!isObject(json)) return false;

@@ -1,12 +1,10 @@
 /**
- * What a gateway format parser returns: membership changes still in the sender's notation, or
+ * What a membership format parser returns: membership changes still in the sender's notation, or
  * the reason a valid delivery is ignored. Normalisation into keys happens after parsing, the same
  * way for every format.
  */
+import type { Format, IgnoredDelivery } from "../../core/formats/format.ts";
 import type { MembershipAction } from "../event.ts";
-import { isObject, PayloadFormatError, zodIssues } from "../../core/payload.ts";
-
-export { isObject, PayloadFormatError, zodIssues };
 
 /** One membership change as the payload states it. */
 export interface RawMembershipChange {
@@ -25,25 +23,19 @@ export interface RawMembershipChange {
   path: string;
 }
 
-/** A parsed delivery: changes (paths name the group and timestamp fields for errors), or ignored. */
-export type ParsedDelivery =
-  | {
-    kind: "changes";
-    format: string;
-    changes: RawMembershipChange[];
-    paths?: { group: string; timestamp: string };
-  }
-  | { kind: "ignored"; format: string; reason: string };
-
-/** One gateway format: how to recognise its payloads and how to parse them. */
-export interface WebhookFormat {
-  /** Name used by `?format=` and in responses. */
-  readonly name: string;
-  /** Whether a JSON value looks like this format (cheap, structural). */
-  detect(json: unknown): boolean;
-  /** Parses a payload of this format; throws {@link PayloadFormatError}. */
-  parse(json: unknown): ParsedDelivery;
+/** The changes of a delivery; `paths` name the group and timestamp fields for errors. */
+export interface MembershipChanges {
+  kind: "changes";
+  format: string;
+  changes: RawMembershipChange[];
+  paths?: { group: string; timestamp: string };
 }
+
+/** A parsed delivery: changes, or ignored. */
+export type ParsedDelivery = MembershipChanges | IgnoredDelivery;
+
+/** One membership gateway format: recognises and parses a JSON payload. */
+export type MembershipFormat = Format<unknown, MembershipChanges>;
 
 /** Most participants one delivery may carry. */
 export const MAX_PARTICIPANTS = 1024;

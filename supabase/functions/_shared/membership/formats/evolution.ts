@@ -16,8 +16,9 @@
  */
 import { z } from "zod";
 import { isLid, normalizeParticipant } from "../../whatsapp/identity.ts";
-import { BaileysUpdateSchema, changesFromBaileysUpdate, parseWith } from "./baileys.ts";
-import { isObject, type WebhookFormat } from "./delivery.ts";
+import { BaileysUpdateSchema, changesFromBaileysUpdate } from "./baileys.ts";
+import { type MembershipFormat } from "./delivery.ts";
+import { isObject, parseWith } from "../../core/formats/parse.ts";
 
 const GROUP_PARTICIPANTS_EVENTS = new Set([
   "group-participants.update",
@@ -54,7 +55,7 @@ function phonesFromParticipantsData(data: unknown): Map<string, string> {
 }
 
 /** Evolution API v2 envelopes; only group participant events are handled. */
-export const evolutionFormat: WebhookFormat = {
+export const evolutionFormat: MembershipFormat = {
   name: "evolution",
   detect(json) {
     return isObject(json) && typeof json.event === "string" && "instance" in json &&

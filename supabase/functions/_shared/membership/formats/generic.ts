@@ -10,14 +10,13 @@
  */
 import { z } from "zod";
 import { MEMBERSHIP_ACTIONS, type MembershipAction } from "../event.ts";
-import { parseWith } from "./baileys.ts";
 import {
-  isObject,
   MAX_PARTICIPANTS,
+  type MembershipFormat,
   type ParsedDelivery,
   type RawMembershipChange,
-  type WebhookFormat,
 } from "./delivery.ts";
+import { isObject, parseWith } from "../../core/formats/parse.ts";
 
 /** Events of the generic format that are valid but not handled (answered 200 `ignored`). */
 export const GENERIC_IGNORED_EVENTS = ["modify", "subject", "description", "announce"] as const;
@@ -79,7 +78,7 @@ export function parseGenericPayload(payload: GenericPayload): ParsedDelivery {
 }
 
 /** The project's own payload format. */
-export const genericFormat: WebhookFormat = {
+export const genericFormat: MembershipFormat = {
   name: "generic",
   detect(json) {
     return isObject(json) && "groupJid" in json;

@@ -18,22 +18,24 @@
  * `meta:<id>`. Signed with `X-Hub-Signature-256` (HMAC-SHA256 with the app secret).
  */
 import { z } from "zod";
-import { timestampField } from "./fields.ts";
 import {
   InvalidIdentityError,
   looksLikeBsuid,
   normalizeBsuid,
   normalizeCloudApiGroupId,
 } from "../../whatsapp/identity.ts";
-import { parseWith } from "./baileys.ts";
+import {
+  MAX_PARTICIPANTS,
+  type MembershipFormat,
+  type ParsedDelivery,
+  type RawMembershipChange,
+} from "./delivery.ts";
 import {
   isObject,
-  MAX_PARTICIPANTS,
-  type ParsedDelivery,
+  parseWith,
   PayloadFormatError,
-  type RawMembershipChange,
-  type WebhookFormat,
-} from "./delivery.ts";
+  timestampField,
+} from "../../core/formats/parse.ts";
 
 const ParticipantSchema = z.object({
   wa_id: z.union([z.string().max(64), z.number()]).nullish(),
@@ -66,7 +68,7 @@ const ValueSchema = z.object({ groups: z.array(GroupEventSchema).max(1000).optio
 const PHONE_LIKE = /^\+?[0-9][0-9\s().-]{4,30}$/;
 
 /** Cloud API webhooks; only group participant changes are handled. */
-export const metaFormat: WebhookFormat = {
+export const metaFormat: MembershipFormat = {
   name: "meta",
   detect(json) {
     // `entry` is checked by the parser, so that a wrong one is a 400 naming it.

@@ -1,23 +1,20 @@
 /**
- * The gateway formats the webhook understands, in detection order. To add a format, write one
- * module exporting a {@link WebhookFormat} (detect + parse into raw membership changes), list it
- * here, and add its example payloads to the tests.
+ * The membership formats, in detection order. To add a format, write one module exporting a
+ * {@link MembershipFormat} (detect + parse into raw membership changes), list it here, and add its
+ * example payloads to the tests. Choosing the format follows core/formats/registry.ts.
  */
+import { FormatRegistry } from "../../core/formats/registry.ts";
+import { PayloadFormatError } from "../../core/formats/parse.ts";
 import { baileysFormat } from "./baileys.ts";
-import {
-  isObject,
-  type ParsedDelivery,
-  PayloadFormatError,
-  type WebhookFormat,
-} from "./delivery.ts";
+import type { MembershipFormat, ParsedDelivery } from "./delivery.ts";
 import { evolutionFormat } from "./evolution.ts";
 import { genericFormat } from "./generic.ts";
 import { metaFormat } from "./meta.ts";
 import { wahaFormat } from "./waha.ts";
 import { wwebjsFormat } from "./wwebjs.ts";
 
-/** Every supported format, most specific first. */
-export const FORMATS: readonly WebhookFormat[] = [
+/** Every membership format, most specific first. */
+export const MEMBERSHIP_FORMATS: readonly MembershipFormat[] = [
   metaFormat,
   wahaFormat,
   evolutionFormat,
@@ -26,41 +23,28 @@ export const FORMATS: readonly WebhookFormat[] = [
   genericFormat,
 ];
 
-/** Names accepted by `?format=`. */
-export const FORMAT_NAMES: readonly string[] = FORMATS.map((f) => f.name);
+/** Names accepted by `?format=` on the membership webhook. */
+export const MEMBERSHIP_FORMAT_NAMES: readonly string[] = MEMBERSHIP_FORMATS.map((f) => f.name);
 
-/** Raised when `?format=` names no known format, or no format recognises the payload. */
-export class UnknownFormatError extends Error {
-  constructor(message: string, names: readonly string[] = FORMAT_NAMES) {
-    super(`${message}; supported formats: ${names.join(", ")}`);
-    this.name = "UnknownFormatError";
-  }
+/** The registry of {@link MEMBERSHIP_FORMATS}, or of the formats given. */
+export function membershipRegistry(
+  formats: readonly MembershipFormat[] = MEMBERSHIP_FORMATS,
+): FormatRegistry<unknown, ParsedDelivery> {
+  return new FormatRegistry(formats);
 }
 
+const DEFAULT_REGISTRY = membershipRegistry();
+
 /**
- * Detects the payload's format (or uses the forced one) and parses it, with {@link FORMATS} or
- * the formats given. Throws {@link UnknownFormatError} or {@link PayloadFormatError}.
+ * Chooses the format of a JSON payload (forced or detected) and parses it; a delivery with no
+ * participant is invalid. Throws `UnknownFormatError` or {@link PayloadFormatError}.
  */
-export function parseDelivery(
+export function parseMembershipDelivery(
   json: unknown,
   forced?: string | null,
-  formats: readonly WebhookFormat[] = FORMATS,
+  registry: FormatRegistry<unknown, ParsedDelivery> = DEFAULT_REGISTRY,
 ): ParsedDelivery {
-  const names = formats.map((f) => f.name);
-  let format: WebhookFormat | undefined;
-  if (forced) {
-    format = formats.find((f) => f.name === forced);
-    if (!format) throw new UnknownFormatError(`unknown format "${forced.slice(0, 32)}"`, names);
-  } else {
-    format = formats.find((f) => f.detect(json));
-    if (!format) {
-      throw new UnknownFormatError(
-        isObject(json) ? "payload matches no supported format" : "payload must be a JSON object",
-        names,
-      );
-    }
-  }
-  const parsed = format.parse(json);
+  const parsed = registry.parse(json, forced, 0);
   if (parsed.kind === "changes" && parsed.changes.length === 0) {
     throw new PayloadFormatError([{ path: "(root)", message: "no participants" }]);
   }

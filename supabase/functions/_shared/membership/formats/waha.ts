@@ -17,15 +17,13 @@
  * Signed with `X-Webhook-Hmac` (hex HMAC-SHA512 of the body) when WAHA has an HMAC key.
  */
 import { z } from "zod";
-import { jidField, timestampField } from "./fields.ts";
-import { parseWith } from "./baileys.ts";
 import {
-  isObject,
   MAX_PARTICIPANTS,
+  type MembershipFormat,
   type ParsedDelivery,
   type RawMembershipChange,
-  type WebhookFormat,
 } from "./delivery.ts";
+import { isObject, jidField, parseWith, timestampField } from "../../core/formats/parse.ts";
 import { changesFromNotification } from "./wwebjs.ts";
 
 const timestamp = timestampField.optional();
@@ -93,7 +91,7 @@ function selfChange(
 }
 
 /** WAHA envelopes; only group membership events are handled. */
-export const wahaFormat: WebhookFormat = {
+export const wahaFormat: MembershipFormat = {
   name: "waha",
   detect(json) {
     return isObject(json) && typeof json.event === "string" && "payload" in json &&

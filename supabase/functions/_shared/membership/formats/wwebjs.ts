@@ -12,16 +12,14 @@
  * `timestamp` is WhatsApp's own (seconds), the same for every session.
  */
 import { z } from "zod";
-import { jidField, timestampField } from "./fields.ts";
 import type { MembershipAction } from "../event.ts";
-import { parseWith } from "./baileys.ts";
 import {
-  isObject,
   MAX_PARTICIPANTS,
+  type MembershipFormat,
   type ParsedDelivery,
   type RawMembershipChange,
-  type WebhookFormat,
 } from "./delivery.ts";
+import { isObject, jidField, parseWith, timestampField } from "../../core/formats/parse.ts";
 
 /** A serialised GroupNotification. */
 export const GroupNotificationSchema = z.object({
@@ -92,7 +90,7 @@ export function changesFromNotification(
 }
 
 /** whatsapp-web.js group notifications. */
-export const wwebjsFormat: WebhookFormat = {
+export const wwebjsFormat: MembershipFormat = {
   name: "wwebjs",
   detect(json) {
     if (looksLikeNotification(json)) return true;

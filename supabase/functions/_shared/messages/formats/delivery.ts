@@ -5,40 +5,31 @@
  */
 import type { MessageEvent } from "../event.ts";
 import { NotAConversationError } from "../normalize.ts";
-import { cleanText } from "../../core/sanitize.ts";
+import type { Format, IgnoredDelivery } from "../../core/formats/format.ts";
+import { text } from "../../core/formats/parse.ts";
+import type { FormInput } from "../../core/webhook/body.ts";
 import { resolveEventTime } from "../../whatsapp/event_time.ts";
 
 /** The request as a format sees it: the JSON body, or the form fields of a form post. */
-export type DeliveryInput =
-  | { kind: "json"; json: unknown }
-  | {
-    kind: "form";
-    form: URLSearchParams;
-    /** The request URL's query (signed with the form by Twilio): e.g. `callback_data`. */
-    query?: URLSearchParams;
-  };
+export type DeliveryInput = { kind: "json"; json: unknown } | FormInput;
 
 /** One message or status of a payload: its event, or why it cannot be stored. */
 export type ItemResult =
   | { ok: true; path: string; event: MessageEvent }
   | { ok: false; path: string; reason: string; ignored?: boolean };
 
-/** A parsed delivery. */
-export type ParsedMessages =
-  | { kind: "items"; format: string; items: ItemResult[] }
-  | { kind: "ignored"; format: string; reason: string };
-
-/** One gateway format: how to recognise its payloads and how to parse them. */
-export interface MessageFormat {
-  /** Name used by `?format=` and in responses. */
-  readonly name: string;
-  /** Whether the input looks like this format (cheap, structural). */
-  detect(input: DeliveryInput): boolean;
-  /** Parses it; throws {@link PayloadFormatError} when the envelope itself is unusable. */
-  parse(input: DeliveryInput, receivedAt: number): ParsedMessages;
+/** The messages and statuses of a delivery, each normalised or rejected. */
+export interface MessageItems {
+  kind: "items";
+  format: string;
+  items: ItemResult[];
 }
 
-export { isObject, PayloadFormatError } from "../../core/payload.ts";
+/** A parsed delivery: items, or ignored. */
+export type ParsedMessages = MessageItems | IgnoredDelivery;
+
+/** One message gateway format: recognises and parses a JSON body or a form post. */
+export type MessageFormat = Format<DeliveryInput, MessageItems>;
 
 /** Builds one item's result, turning a thrown reason into a rejected (or ignored) item. */
 export function itemResult(path: string, build: () => MessageEvent | undefined): ItemResult {
@@ -64,17 +55,6 @@ export class IgnoredItem extends Error {
 }
 
 /**
- * Text of a field, cleaned for storage (the shared sanitiser), or undefined when it is not a
- * non-empty string (or a number).
- */
-export function text(value: unknown, max = 65_536): string | undefined {
-  if (typeof value === "number" && Number.isFinite(value)) return String(value);
-  if (typeof value !== "string") return undefined;
-  const clean = cleanText(value, max);
-  return clean.trim() === "" ? undefined : clean;
-}
-
-/**
  * The event time of a timestamp field: its own time however old (the lifecycle answers one beyond
  * the ordering horizon `stale`), capped at the receive time; an unusable one falls back to the
  * receive time (a message is stored once whatever its time, and statuses are ordered by rank).
@@ -85,11 +65,4 @@ export function eventTime(raw: unknown, receivedAt: number): number {
   } catch {
     return receivedAt;
   }
-}
-
-/** Text of a required field; throws naming it. */
-export function required(value: unknown, name: string, max = 1024): string {
-  const result = text(value, max);
-  if (result === undefined) throw new Error(`${name} is required`);
-  return result;
 }

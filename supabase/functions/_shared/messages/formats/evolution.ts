@@ -27,13 +27,11 @@ import {
 import {
   eventTime,
   IgnoredItem,
-  isObject,
   type ItemResult,
   itemResult,
   type MessageFormat,
-  required,
-  text,
 } from "./delivery.ts";
+import { isObject, required, text } from "../../core/formats/parse.ts";
 
 const UPSERT = new Set(["messages.upsert", "MESSAGES_UPSERT"]);
 const UPDATE = new Set(["messages.update", "MESSAGES_UPDATE"]);
@@ -164,7 +162,7 @@ export const evolutionFormat: MessageFormat = {
     return typeof json.event === "string" && "data" in json &&
       ("instance" in json || "sender" in json || "server_url" in json || "apikey" in json);
   },
-  parse(input, receivedAt) {
+  parse(input, receivedAt: number) {
     const json = input.kind === "json" && isObject(input.json) ? input.json : {};
     const event = String(json.event);
     const upsert = UPSERT.has(event);

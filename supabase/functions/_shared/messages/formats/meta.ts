@@ -25,7 +25,6 @@
  * item. The account is `metadata.phone_number_id`. Signed with `X-Hub-Signature-256`.
  */
 import { z } from "zod";
-import { parseWith } from "../../core/payload.ts";
 import {
   looksLikeBsuid,
   normalizeBsuid,
@@ -41,13 +40,11 @@ import {
 import {
   eventTime,
   IgnoredItem,
-  isObject,
   type ItemResult,
   itemResult,
   type MessageFormat,
-  required,
-  text,
 } from "./delivery.ts";
+import { isObject, parseWith, required, text } from "../../core/formats/parse.ts";
 
 const WebhookSchema = z.object({
   object: z.literal("whatsapp_business_account"),
@@ -192,7 +189,7 @@ export const metaFormat: MessageFormat = {
     return input.kind === "json" && isObject(input.json) &&
       input.json.object === "whatsapp_business_account";
   },
-  parse(input, receivedAt) {
+  parse(input, receivedAt: number) {
     const webhook = parseWith(WebhookSchema, input.kind === "json" ? input.json : undefined);
     const items: ItemResult[] = [];
     webhook.entry.forEach((entry, e) => {

@@ -1,15 +1,16 @@
 /**
- * The message formats the webhook understands, in detection order. To add a gateway, write one
- * module exporting a {@link MessageFormat}, list it here, and add its example payloads to the
- * tests.
+ * The message formats, in detection order. To add a gateway, write one module exporting a
+ * {@link MessageFormat}, list it here, and add its example payloads to the tests. Choosing the
+ * format follows core/formats/registry.ts.
  */
-import type { DeliveryInput, MessageFormat, ParsedMessages } from "./delivery.ts";
+import { FormatRegistry } from "../../core/formats/registry.ts";
+import type { DeliveryInput, MessageFormat, MessageItems, ParsedMessages } from "./delivery.ts";
 import { evolutionFormat } from "./evolution.ts";
 import { metaFormat } from "./meta.ts";
 import { twilioFormat } from "./twilio.ts";
 import { wahaFormat } from "./waha.ts";
 
-/** Every supported format, most specific first. */
+/** Every message format, most specific first. */
 export const MESSAGE_FORMATS: readonly MessageFormat[] = [
   metaFormat,
   twilioFormat,
@@ -17,40 +18,27 @@ export const MESSAGE_FORMATS: readonly MessageFormat[] = [
   evolutionFormat,
 ];
 
-/** Names accepted by `?format=`. */
+/** Names accepted by `?format=` on the message webhook. */
 export const MESSAGE_FORMAT_NAMES: readonly string[] = MESSAGE_FORMATS.map((f) => f.name);
 
-/** Raised when `?format=` names no known format, or no format recognises the payload. */
-export class UnknownMessageFormatError extends Error {
-  constructor(message: string, names: readonly string[] = MESSAGE_FORMAT_NAMES) {
-    super(`${message}; supported formats: ${names.join(", ")}`);
-    this.name = "UnknownMessageFormatError";
-  }
+/** The registry of {@link MESSAGE_FORMATS}, or of the formats given. */
+export function messageRegistry(
+  formats: readonly MessageFormat[] = MESSAGE_FORMATS,
+): FormatRegistry<DeliveryInput, MessageItems> {
+  return new FormatRegistry(formats);
 }
 
+const DEFAULT_REGISTRY = messageRegistry();
+
 /**
- * Detects the format (or uses the forced one) and parses the delivery, with
- * {@link MESSAGE_FORMATS} or the formats given.
+ * Chooses the format of a delivery (forced or detected) and parses it. Throws
+ * `UnknownFormatError` or `PayloadFormatError`.
  */
-export function parseMessages(
+export function parseMessageDelivery(
   input: DeliveryInput,
   receivedAt: number,
   forced?: string | null,
-  formats: readonly MessageFormat[] = MESSAGE_FORMATS,
+  registry: FormatRegistry<DeliveryInput, MessageItems> = DEFAULT_REGISTRY,
 ): ParsedMessages {
-  const names = formats.map((f) => f.name);
-  let format: MessageFormat | undefined;
-  if (forced) {
-    format = formats.find((f) => f.name === forced);
-    if (!format) {
-      throw new UnknownMessageFormatError(`unknown format "${forced.slice(0, 32)}"`, names);
-    }
-    if (!format.detect(input)) {
-      throw new UnknownMessageFormatError(`payload is not of the "${format.name}" format`, names);
-    }
-  } else {
-    format = formats.find((f) => f.detect(input));
-    if (!format) throw new UnknownMessageFormatError("payload matches no supported format", names);
-  }
-  return format.parse(input, receivedAt);
+  return registry.parse(input, forced, receivedAt);
 }

@@ -20,7 +20,8 @@ import {
   normalizePerson,
   tryNormalizeChat,
 } from "../normalize.ts";
-import { IgnoredItem, itemResult, type MessageFormat, required, text } from "./delivery.ts";
+import { IgnoredItem, itemResult, type MessageFormat } from "./delivery.ts";
+import { required, text } from "../../core/formats/parse.ts";
 
 const STATUS: Record<string, MessageStatus> = {
   accepted: "pending",
@@ -42,7 +43,7 @@ export const twilioFormat: MessageFormat = {
   detect(input) {
     return input.kind === "form" && (input.form.has("MessageSid") || input.form.has("SmsSid"));
   },
-  parse(input, receivedAt) {
+  parse(input, receivedAt: number) {
     const form = input.kind === "form" ? input.form : new URLSearchParams();
     const state = (form.get("MessageStatus") ?? form.get("SmsStatus") ?? "").toLowerCase();
     const incoming = INCOMING.has(state) || (state === "" && form.has("Body"));

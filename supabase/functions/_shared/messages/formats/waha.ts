@@ -27,13 +27,11 @@ import {
 import {
   eventTime,
   IgnoredItem,
-  isObject,
   type ItemResult,
   itemResult,
   type MessageFormat,
-  required,
-  text,
 } from "./delivery.ts";
+import { isObject, required, text } from "../../core/formats/parse.ts";
 
 const MESSAGE_EVENTS = new Set(["message", "message.any"]);
 
@@ -122,7 +120,7 @@ export const wahaFormat: MessageFormat = {
     return typeof json.event === "string" && "payload" in json &&
       ("session" in json || "engine" in json || "me" in json);
   },
-  parse(input, receivedAt) {
+  parse(input, receivedAt: number) {
     const json = input.kind === "json" && isObject(input.json) ? input.json : {};
     const event = String(json.event);
     if (MESSAGE_EVENTS.has(event)) {
