@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { PayloadFormatError } from "../supabase/functions/_shared/core/formats/parse.ts";
 import { UnknownFormatError } from "../supabase/functions/_shared/core/formats/registry.ts";
 import {
-  MEMBERSHIP_FORMAT_NAMES,
+  MEMBERSHIP_REGISTRY,
   parseMembershipDelivery,
 } from "../supabase/functions/_shared/membership/formats/registry.ts";
 import { normalizeChanges } from "../supabase/functions/_shared/membership/normalize.ts";
@@ -160,7 +160,7 @@ Deno.test("?format= forces a parser; unknown names and shapes list the supported
   assert.throws(() => parseMembershipDelivery(baileysStrings, "meta"), PayloadFormatError);
   assert.throws(() => parseMembershipDelivery(baileysStrings, "telegram"), (error: Error) => {
     assert.ok(error instanceof UnknownFormatError);
-    for (const name of MEMBERSHIP_FORMAT_NAMES) assert.ok(error.message.includes(name));
+    for (const name of MEMBERSHIP_REGISTRY.names) assert.ok(error.message.includes(name));
     return true;
   });
   assert.throws(() => parseMembershipDelivery({ hello: 1 }), UnknownFormatError);

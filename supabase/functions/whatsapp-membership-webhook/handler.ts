@@ -6,18 +6,21 @@
  * `createMembershipWebhook` takes its dependencies, so tests and the benchmark build it directly;
  * `membershipWebhookFromEnv` builds them once from environment variables for `index.ts`.
  */
-import { MAX_BODY_BYTES, parseConfig, type WebhookConfig } from "../_shared/core/config.ts";
-import { type FetchHandler, handlerFromEnv } from "../_shared/core/error_response.ts";
+import { MAX_BODY_BYTES, type WebhookConfig } from "../_shared/core/config.ts";
+import type { FetchHandler } from "../_shared/core/error_response.ts";
 import type { ClaimOf, EventResult } from "../_shared/core/exactly_once.ts";
-import {
-  type IdempotencyConfig,
-  parseIdempotencyConfig,
-} from "../_shared/core/idempotency/config.ts";
+import { FormatRegistry } from "../_shared/core/formats/registry.ts";
+import type { IdempotencyConfig } from "../_shared/core/idempotency/config.ts";
 import { createLogger, type Logger, maskIdentity } from "../_shared/core/log.ts";
 import { readJson } from "../_shared/core/webhook/body.ts";
 import { createWebhookHandler, type WebhookHandler } from "../_shared/core/webhook/handler.ts";
 import type { Issue, Normalized, WebhookDeps, WebhookSpec } from "../_shared/core/webhook/spec.ts";
-import { createWebhookRuntime } from "../_shared/core/webhook_runtime.ts";
+import {
+  buildWebhook,
+  type BuiltWebhook,
+  type EnvReader,
+  webhookFromEnv,
+} from "../_shared/core/webhook_runtime.ts";
 import { dedupKey } from "../_shared/membership/dedup_key.ts";
 import type { MembershipEvent } from "../_shared/membership/event.ts";
 import type {
@@ -26,8 +29,8 @@ import type {
   RawMembershipChange,
 } from "../_shared/membership/formats/delivery.ts";
 import {
-  membershipRegistry,
-  parseMembershipDelivery,
+  MEMBERSHIP_REGISTRY,
+  requireParticipants,
 } from "../_shared/membership/formats/registry.ts";
 import { type NormalizedChange, normalizeEach } from "../_shared/membership/normalize.ts";
 import { membershipApply } from "../_shared/membership/repository.ts";
@@ -59,23 +62,27 @@ interface NormalizedMembership extends Normalized<MembershipEvent> {
   each: NormalizedChange[];
 }
 
+/** The membership webhook's own part of the pipeline, but for its formats. */
+const MEMBERSHIP: Omit<
+  WebhookSpec<unknown, MembershipChanges, MembershipEvent, NormalizedMembership>,
+  "formats"
+> = {
+  functionName: FUNCTION_NAME,
+  webhookType: "membership",
+  maxBodyBytes: MAX_BODY_BYTES,
+  readsForms: false,
+  input: readJson,
+  check: requireParticipants,
+  normalize,
+  issues,
+  answer,
+  describe: (r) => `${r.outcome}@${r.decidedBy}`,
+};
+
 /** Builds the handler from its dependencies. */
 export function createMembershipWebhook(deps: MembershipWebhookDeps): WebhookHandler {
-  const registry = membershipRegistry(deps.formats);
-  const spec: WebhookSpec<unknown, MembershipChanges, MembershipEvent, NormalizedMembership> = {
-    functionName: FUNCTION_NAME,
-    webhookType: "membership",
-    maxBodyBytes: MAX_BODY_BYTES,
-    readsForms: false,
-    input: readJson,
-    parse: (json, forced) => parseMembershipDelivery(json, forced, registry),
-    detect: (json) => registry.detect(json)?.name,
-    normalize,
-    issues,
-    answer,
-    describe: (r) => `${r.outcome}@${r.decidedBy}`,
-  };
-  return createWebhookHandler(spec, deps);
+  const formats = deps.formats ? new FormatRegistry(deps.formats) : MEMBERSHIP_REGISTRY;
+  return createWebhookHandler({ ...MEMBERSHIP, formats }, deps);
 }
 
 /** Normalises each participant on its own: invalid ones are reported, valid ones go on. */
@@ -133,8 +140,8 @@ export function createMembershipWebhookFromConfig(
   logger: Logger = createLogger(config.logLevel, { fn: FUNCTION_NAME }),
   idempotencyConfig?: IdempotencyConfig,
   formats?: readonly MembershipFormat[],
-): { handler: WebhookHandler; close: () => Promise<void> } {
-  const runtime = createWebhookRuntime(config, {
+): BuiltWebhook {
+  return buildWebhook(config, {
     functionName: FUNCTION_NAME,
     apply: membershipApply(config.dedup.copyWindowMs),
     claimOf: membershipClaim(config.dedup.windowMs),
@@ -143,23 +150,15 @@ export function createMembershipWebhookFromConfig(
     logger,
     idempotencyConfig,
     secretNames: "WEBHOOK_SECRET, WAHA_HMAC_KEY, META_APP_SECRET or STANDARD_WEBHOOKS_SECRET",
-  });
-  const handler = createMembershipWebhook({ ...runtime, logger, formats });
-  return { handler, close: runtime.close };
+  }, (runtime) => createMembershipWebhook({ ...runtime, logger, formats }));
 }
 
 /** The handler for `index.ts`: reads the environment once, on the first request. */
-export function membershipWebhookFromEnv(
-  env: () => Record<string, string | undefined> = () => Deno.env.toObject(),
-): FetchHandler {
-  return handlerFromEnv(
+export function membershipWebhookFromEnv(env?: EnvReader): FetchHandler {
+  return webhookFromEnv(
     FUNCTION_NAME,
-    (values) =>
-      createMembershipWebhookFromConfig(
-        parseConfig(values),
-        undefined,
-        parseIdempotencyConfig(values),
-      ).handler,
+    (config, _values, idempotency) =>
+      createMembershipWebhookFromConfig(config, undefined, idempotency),
     env,
   );
 }

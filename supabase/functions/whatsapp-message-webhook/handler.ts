@@ -7,19 +7,22 @@
  * `createMessageWebhook` takes its dependencies, so tests and the benchmark build it directly;
  * `messageWebhookFromEnv` builds them once from environment variables for `index.ts`.
  */
-import { parseConfig, type WebhookConfig } from "../_shared/core/config.ts";
-import { type FetchHandler, handlerFromEnv } from "../_shared/core/error_response.ts";
+import type { WebhookConfig } from "../_shared/core/config.ts";
+import type { FetchHandler } from "../_shared/core/error_response.ts";
 import type { EventResult } from "../_shared/core/exactly_once.ts";
+import { FormatRegistry } from "../_shared/core/formats/registry.ts";
 import { jsonResponse } from "../_shared/core/http.ts";
-import {
-  type IdempotencyConfig,
-  parseIdempotencyConfig,
-} from "../_shared/core/idempotency/config.ts";
+import type { IdempotencyConfig } from "../_shared/core/idempotency/config.ts";
 import { createLogger, type Logger } from "../_shared/core/log.ts";
 import { readJson } from "../_shared/core/webhook/body.ts";
 import { createWebhookHandler, type WebhookHandler } from "../_shared/core/webhook/handler.ts";
-import type { Normalized, WebhookDeps, WebhookSpec } from "../_shared/core/webhook/spec.ts";
-import { createWebhookRuntime } from "../_shared/core/webhook_runtime.ts";
+import type { Normalized, WebhookDeps } from "../_shared/core/webhook/spec.ts";
+import {
+  buildWebhook,
+  type BuiltWebhook,
+  type EnvReader,
+  webhookFromEnv,
+} from "../_shared/core/webhook_runtime.ts";
 import { type MessageWebhookSettings, parseMessageSettings } from "../_shared/messages/config.ts";
 import { MESSAGE_COPY_WINDOW_MS, messageClaim } from "../_shared/messages/dedup_key.ts";
 import type { MessageEvent } from "../_shared/messages/event.ts";
@@ -29,7 +32,7 @@ import type {
   MessageFormat,
   MessageItems,
 } from "../_shared/messages/formats/delivery.ts";
-import { messageRegistry } from "../_shared/messages/formats/registry.ts";
+import { MESSAGE_REGISTRY } from "../_shared/messages/formats/registry.ts";
 import { answerMetaHandshake } from "../_shared/messages/meta_handshake.ts";
 import { messageApply } from "../_shared/messages/repository.ts";
 import { ORDERING_HORIZON_MS } from "../_shared/whatsapp/event_time.ts";
@@ -53,24 +56,22 @@ interface NormalizedMessages extends Normalized<MessageEvent> {
 
 /** Builds the handler from its dependencies. */
 export function createMessageWebhook(deps: MessageWebhookDeps): WebhookHandler {
-  const registry = messageRegistry(deps.formats);
-  const spec: WebhookSpec<DeliveryInput, MessageItems, MessageEvent, NormalizedMessages> = {
+  const { settings, logger } = deps;
+  return createWebhookHandler<DeliveryInput, MessageItems, MessageEvent, NormalizedMessages>({
     functionName: FUNCTION_NAME,
     webhookType: "messages",
-    maxBodyBytes: deps.settings.maxBodyBytes,
+    formats: deps.formats ? new FormatRegistry(deps.formats) : MESSAGE_REGISTRY,
     readsForms: true,
     input: (body, form) => form ?? { kind: "json", json: readJson(body) },
-    parse: (input, forced, receivedAt) => registry.parse(input, forced, receivedAt),
-    detect: (input) => registry.detect(input)?.name,
+    maxBodyBytes: settings.maxBodyBytes,
     normalize,
     issues: (n) => n.rejected.map((r) => ({ path: r.path, message: r.reason })),
     answer,
     describe: (r) => `${r.event.kind}:${r.outcome}@${r.decidedBy}`,
     respond,
-    get: (request) => answerMetaHandshake(request, deps.settings.metaVerifyToken, deps.logger),
-    health: { maxBodyBytes: deps.settings.maxBodyBytes },
-  };
-  return createWebhookHandler(spec, deps);
+    get: (request) => answerMetaHandshake(request, settings.metaVerifyToken, logger),
+    health: { maxBodyBytes: settings.maxBodyBytes },
+  }, deps);
 }
 
 /** The items' events; a delivery whose every item is ignored is ignored as a whole. */
@@ -127,35 +128,27 @@ export function createMessageWebhookFromConfig(
   logger: Logger = createLogger(config.logLevel, { fn: FUNCTION_NAME }),
   idempotencyConfig?: IdempotencyConfig,
   formats?: readonly MessageFormat[],
-): { handler: WebhookHandler; close: () => Promise<void> } {
-  const runtime = createWebhookRuntime(config, {
-    functionName: FUNCTION_NAME,
+): BuiltWebhook {
+  // A message is one event for ever: its key has no time bucket, its copy window no end.
+  return buildWebhook(config, {
     apply: messageApply,
     claimOf: messageClaim,
     copyWindowMs: MESSAGE_COPY_WINDOW_MS,
+    functionName: FUNCTION_NAME,
     horizonMs: ORDERING_HORIZON_MS,
     logger,
     idempotencyConfig,
     secretNames:
       "META_APP_SECRET, TWILIO_AUTH_TOKEN, WAHA_HMAC_KEY, WEBHOOK_SECRET or STANDARD_WEBHOOKS_SECRET",
-  });
-  const handler = createMessageWebhook({ ...runtime, settings, logger, formats });
-  return { handler, close: runtime.close };
+  }, (runtime) => createMessageWebhook({ ...runtime, settings, logger, formats }));
 }
 
 /** The handler for `index.ts`: reads the environment once, on the first request. */
-export function messageWebhookFromEnv(
-  env: () => Record<string, string | undefined> = () => Deno.env.toObject(),
-): FetchHandler {
-  return handlerFromEnv(
+export function messageWebhookFromEnv(env?: EnvReader): FetchHandler {
+  return webhookFromEnv(
     FUNCTION_NAME,
-    (values) =>
-      createMessageWebhookFromConfig(
-        parseConfig(values),
-        parseMessageSettings(values),
-        undefined,
-        parseIdempotencyConfig(values),
-      ).handler,
+    (config, values, idempotency) =>
+      createMessageWebhookFromConfig(config, parseMessageSettings(values), undefined, idempotency),
     env,
   );
 }

@@ -4,15 +4,17 @@
  * `close` for all of them. A function adds only its claim rule, apply function and handler.
  */
 import type { MemoryClaimStore } from "./claims/memory_claim_store.ts";
-import { ConfigError, type WebhookConfig } from "./config.ts";
+import { ConfigError, parseConfig, type WebhookConfig } from "./config.ts";
 import { DeadLetters } from "./dead_letters/dead_letter.ts";
 import { createDeadLetterStore } from "./dead_letters/store.ts";
 import { type ApplyFunction, createEventRepository } from "./db/event_repository.ts";
 import { type ClaimOf, ExactlyOnceProcessor } from "./exactly_once.ts";
-import type { IdempotencyConfig } from "./idempotency/config.ts";
+import { type FetchHandler, handlerFromEnv } from "./error_response.ts";
+import { type IdempotencyConfig, parseIdempotencyConfig } from "./idempotency/config.ts";
 import { createIdempotencyLayer, type IdempotencyLayer } from "./idempotency/layer.ts";
 import type { Logger } from "./log.ts";
 import { createCacheTiers } from "./tiers.ts";
+import type { WebhookHandler } from "./webhook/handler.ts";
 import { hasAnySecret, WebhookAuthenticator, type WebhookSecrets } from "./webhook_auth.ts";
 
 /** The shared parts of a webhook function, built once. */
@@ -103,4 +105,45 @@ export function createWebhookRuntime<E>(
       await deadLetters.close();
     },
   };
+}
+
+/** A webhook function built from its configuration: its handler, and one `close` for all. */
+export interface BuiltWebhook {
+  handler: WebhookHandler;
+  /** Sends pending confirmations, closes pools. */
+  close: () => Promise<void>;
+}
+
+/** Builds the shared parts, then the function's handler over them. */
+export function buildWebhook<E>(
+  config: WebhookConfig,
+  options: WebhookRuntimeOptions<E>,
+  create: (runtime: WebhookRuntime<E>) => WebhookHandler,
+): BuiltWebhook {
+  const runtime = createWebhookRuntime(config, options);
+  return { handler: create(runtime), close: runtime.close };
+}
+
+/** Reads the process environment. */
+export type EnvReader = () => Record<string, string | undefined>;
+
+/**
+ * A webhook function's handler for `index.ts`: reads the environment once, on the first request,
+ * and builds the function with the common configuration, its values and the Idempotency-Key
+ * configuration.
+ */
+export function webhookFromEnv(
+  functionName: string,
+  build: (
+    config: WebhookConfig,
+    values: Record<string, string | undefined>,
+    idempotency: IdempotencyConfig,
+  ) => BuiltWebhook,
+  env: EnvReader = () => Deno.env.toObject(),
+): FetchHandler {
+  return handlerFromEnv(
+    functionName,
+    (values) => build(parseConfig(values), values, parseIdempotencyConfig(values)).handler,
+    env,
+  );
 }

@@ -7,18 +7,11 @@ import type { AppliedEvent, EventRepository } from "../exactly_once.ts";
 import { type ApplyRow, resultsInOrder } from "./apply_rows.ts";
 import type { ApplyFunction } from "./event_repository.ts";
 import { oneTrip, type OneTripSql } from "./one_trip.ts";
-import { createPostgresPool, withinTimeout } from "./postgres_pool.ts";
+import { createPostgresPool, type PostgresPoolOptions, withinTimeout } from "./postgres_pool.ts";
 import { jsonb, type SqlValue } from "./sql_literal.ts";
 
-/** Options of {@link PostgresEventRepository}. */
-export interface PostgresEventRepositoryOptions {
-  /** A `postgres://` connection string. */
-  url: string;
-  /** Connections in the pool. */
-  poolMax: number;
-  /** Bound on connecting and on one apply call, in milliseconds. */
-  timeoutMs: number;
-}
+/** Options of {@link PostgresEventRepository}: the pool's, but for its application name. */
+export type PostgresEventRepositoryOptions = Omit<PostgresPoolOptions, "applicationName">;
 
 /** Applies events with one call of the domain's SQL function (one round trip) per webhook. */
 export class PostgresEventRepository<E, Row extends ApplyRow> implements EventRepository<E> {

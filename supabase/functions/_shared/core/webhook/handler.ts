@@ -112,7 +112,8 @@ export function createWebhookHandler<
     const forced = queryParam(request.url, "format");
     let delivery;
     try {
-      delivery = spec.parse(input, forced, receivedAt);
+      delivery = spec.formats.parse(input, forced, receivedAt);
+      spec.check?.(delivery);
     } catch (error) {
       throw refusal(error, input, forced, report);
     }
@@ -170,7 +171,7 @@ export function createWebhookHandler<
       });
     }
     if (error instanceof PayloadFormatError) {
-      const detected = forced || spec.detect(input);
+      const detected = forced || spec.formats.detect(input)?.name;
       if (detected) report.format(detected);
       return new InvalidPayloadError(error.issues);
     }

@@ -8,6 +8,7 @@ import type { MemoryClaimStore } from "../claims/memory_claim_store.ts";
 import type { DeadLetters, RejectedItem } from "../dead_letters/dead_letter.ts";
 import type { EventResult, ExactlyOnceProcessor } from "../exactly_once.ts";
 import type { IgnoredDelivery } from "../formats/format.ts";
+import type { FormatRegistry } from "../formats/registry.ts";
 import type { IdempotencyLayer } from "../idempotency/layer.ts";
 import type { Logger } from "../log.ts";
 import type { WebhookAuthenticator } from "../webhook_auth.ts";
@@ -54,10 +55,10 @@ export interface WebhookSpec<
   readsForms: boolean;
   /** The formats' input: the JSON body, or the form of a form post. */
   input(body: Uint8Array, form: FormInput | undefined): Input;
-  /** Chooses the format (forced or detected) and parses; throws the registry's errors. */
-  parse(input: Input, forced: string | null, receivedAt: number): Delivery | IgnoredDelivery;
-  /** The name of the first format recognising the input (for dead letters), if any. */
-  detect(input: Input): string | undefined;
+  /** The formats understood, in detection order. */
+  formats: FormatRegistry<Input, Delivery>;
+  /** Refuses a parsed delivery that is invalid as a whole (throws `PayloadFormatError`). */
+  check?(delivery: Delivery | IgnoredDelivery): void;
   /** Normalises a parsed delivery's items. */
   normalize(delivery: Delivery, receivedAt: number): N;
   /** The issues answered when no item is valid. */

@@ -24,13 +24,8 @@ import {
   normalizePerson,
   tryNormalizeChat,
 } from "../normalize.ts";
-import {
-  eventTime,
-  IgnoredItem,
-  type ItemResult,
-  itemResult,
-  type MessageFormat,
-} from "./delivery.ts";
+import type { ItemResult, MessageFormat } from "./delivery.ts";
+import { eventTime, IgnoredItem, itemResult, jsonObject } from "./items.ts";
 import { isObject, required, text } from "../../core/formats/parse.ts";
 
 const UPSERT = new Set(["messages.upsert", "MESSAGES_UPSERT"]);
@@ -157,13 +152,12 @@ function updateItem(sender: unknown, raw: unknown, path: string, receivedAt: num
 export const evolutionFormat: MessageFormat = {
   name: "evolution",
   detect(input) {
-    if (input.kind !== "json" || !isObject(input.json)) return false;
-    const json = input.json;
-    return typeof json.event === "string" && "data" in json &&
+    const json = jsonObject(input);
+    return json !== undefined && typeof json.event === "string" && "data" in json &&
       ("instance" in json || "sender" in json || "server_url" in json || "apikey" in json);
   },
   parse(input, receivedAt: number) {
-    const json = input.kind === "json" && isObject(input.json) ? input.json : {};
+    const json = jsonObject(input) ?? {};
     const event = String(json.event);
     const upsert = UPSERT.has(event);
     if (!upsert && !UPDATE.has(event)) {

@@ -37,13 +37,8 @@ import {
   normalizePhoneNumberId,
   tryNormalizeChat,
 } from "../normalize.ts";
-import {
-  eventTime,
-  IgnoredItem,
-  type ItemResult,
-  itemResult,
-  type MessageFormat,
-} from "./delivery.ts";
+import type { ItemResult, MessageFormat } from "./delivery.ts";
+import { eventTime, IgnoredItem, itemResult, jsonObject } from "./items.ts";
 import { isObject, parseWith, required, text } from "../../core/formats/parse.ts";
 
 const WebhookSchema = z.object({
@@ -186,8 +181,7 @@ function listAt(
 export const metaFormat: MessageFormat = {
   name: "meta",
   detect(input) {
-    return input.kind === "json" && isObject(input.json) &&
-      input.json.object === "whatsapp_business_account";
+    return jsonObject(input)?.object === "whatsapp_business_account";
   },
   parse(input, receivedAt: number) {
     const webhook = parseWith(WebhookSchema, input.kind === "json" ? input.json : undefined);

@@ -20,7 +20,8 @@ import {
   normalizePerson,
   tryNormalizeChat,
 } from "../normalize.ts";
-import { IgnoredItem, itemResult, type MessageFormat } from "./delivery.ts";
+import type { MessageFormat } from "./delivery.ts";
+import { IgnoredItem, itemResult } from "./items.ts";
 import { required, text } from "../../core/formats/parse.ts";
 
 const STATUS: Record<string, MessageStatus> = {

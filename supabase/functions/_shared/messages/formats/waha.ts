@@ -24,13 +24,8 @@ import {
   normalizePerson,
   tryNormalizeChat,
 } from "../normalize.ts";
-import {
-  eventTime,
-  IgnoredItem,
-  type ItemResult,
-  itemResult,
-  type MessageFormat,
-} from "./delivery.ts";
+import type { ItemResult, MessageFormat } from "./delivery.ts";
+import { eventTime, IgnoredItem, itemResult, jsonObject } from "./items.ts";
 import { isObject, required, text } from "../../core/formats/parse.ts";
 
 const MESSAGE_EVENTS = new Set(["message", "message.any"]);
@@ -115,13 +110,12 @@ function ackItem(me: unknown, raw: unknown, receivedAt: number): ItemResult {
 export const wahaFormat: MessageFormat = {
   name: "waha",
   detect(input) {
-    if (input.kind !== "json" || !isObject(input.json)) return false;
-    const json = input.json;
-    return typeof json.event === "string" && "payload" in json &&
+    const json = jsonObject(input);
+    return json !== undefined && typeof json.event === "string" && "payload" in json &&
       ("session" in json || "engine" in json || "me" in json);
   },
   parse(input, receivedAt: number) {
-    const json = input.kind === "json" && isObject(input.json) ? input.json : {};
+    const json = jsonObject(input) ?? {};
     const event = String(json.event);
     if (MESSAGE_EVENTS.has(event)) {
       return {
