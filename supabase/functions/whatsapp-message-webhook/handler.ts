@@ -44,6 +44,7 @@ const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>
 
 /** Dependencies of {@link createMessageWebhook}. */
 export interface MessageWebhookDeps extends WebhookDeps<MessageEvent> {
+  /** The message webhook's own settings: body limit, Meta's verify token. */
   settings: MessageWebhookSettings;
   /** The gateway formats understood (default: every format of the registry). */
   formats?: readonly MessageFormat[];

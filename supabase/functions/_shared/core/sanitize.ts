@@ -5,7 +5,7 @@
  * error: a 500, or a 503 that a gateway retries for days.
  *
  * Where it runs: `whatsapp-send-batch` cleans its JSON body, CSV text and query parameters;
- * `whatsapp-message-webhook` stores only text read through `messages/formats/delivery.ts`'s
+ * `whatsapp-message-webhook` stores only text read through `core/formats/parse.ts`'s
  * `text()`, which cleans; the webhooks' query parameters go through `http.ts`'s `queryParam`, and
  * the one header stored (`X-Forwarded-For`, by the Idempotency-Key layer) through
  * {@link cleanText}. Membership events store only normalised identities (digits, JIDs), never raw

@@ -62,10 +62,12 @@ export function createWebhookHandler<
     const body = await readBodyLimited(request, spec.maxBodyBytes);
     const form = formOf(request, body);
     const scheme: AuthScheme = deps.authenticator
-      ? await deps.authenticator.verify(request.headers, body, {
-        url: request.url,
-        form: form?.form,
-      })
+      // The URL and form are signed together by Twilio, the only scheme reading them (form posts).
+      ? await deps.authenticator.verify(
+        request.headers,
+        body,
+        form && { url: request.url, form: form.form },
+      )
       : "unsigned";
     // Idempotency-Key: after authentication, before parsing and claims.
     return await runIdempotent(
