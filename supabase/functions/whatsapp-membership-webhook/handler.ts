@@ -7,20 +7,13 @@
  * `membershipWebhookFromEnv` builds them once from environment variables for `index.ts`.
  */
 import { MAX_BODY_BYTES, type WebhookConfig } from "../_shared/core/config.ts";
-import type { FetchHandler } from "../_shared/core/error_response.ts";
 import type { ClaimOf, EventResult } from "../_shared/core/exactly_once.ts";
 import { FormatRegistry } from "../_shared/core/formats/registry.ts";
-import type { IdempotencyConfig } from "../_shared/core/idempotency/config.ts";
-import { createLogger, type Logger, maskIdentity } from "../_shared/core/log.ts";
+import { maskIdentity } from "../_shared/core/log.ts";
 import { readJson } from "../_shared/core/webhook/body.ts";
 import { createWebhookHandler, type WebhookHandler } from "../_shared/core/webhook/handler.ts";
 import type { Issue, Normalized, WebhookDeps, WebhookSpec } from "../_shared/core/webhook/spec.ts";
-import {
-  buildWebhook,
-  type BuiltWebhook,
-  type EnvReader,
-  webhookFromEnv,
-} from "../_shared/core/webhook_runtime.ts";
+import { type BuildArgs, buildWebhook, webhookFromEnv } from "../_shared/core/webhook_runtime.ts";
 import { dedupKey } from "../_shared/membership/dedup_key.ts";
 import type { MembershipEvent } from "../_shared/membership/event.ts";
 import type {
@@ -137,10 +130,8 @@ function answer(normalized: NormalizedMembership, results: EventResult<Membershi
 /** Builds the handler and its dependencies from a validated configuration. */
 export function createMembershipWebhookFromConfig(
   config: WebhookConfig,
-  logger: Logger = createLogger(config.logLevel, { fn: FUNCTION_NAME }),
-  idempotencyConfig?: IdempotencyConfig,
-  formats?: readonly MembershipFormat[],
-): BuiltWebhook {
+  ...[logger, idempotencyConfig, formats]: BuildArgs<MembershipFormat>
+) {
   return buildWebhook(config, {
     functionName: FUNCTION_NAME,
     apply: membershipApply(config.dedup.copyWindowMs),
@@ -150,15 +141,12 @@ export function createMembershipWebhookFromConfig(
     logger,
     idempotencyConfig,
     secretNames: "WEBHOOK_SECRET, WAHA_HMAC_KEY, META_APP_SECRET or STANDARD_WEBHOOKS_SECRET",
-  }, (runtime) => createMembershipWebhook({ ...runtime, logger, formats }));
+  }, (runtime) => createMembershipWebhook({ ...runtime, formats }));
 }
 
 /** The handler for `index.ts`: reads the environment once, on the first request. */
-export function membershipWebhookFromEnv(env?: EnvReader): FetchHandler {
-  return webhookFromEnv(
-    FUNCTION_NAME,
-    (config, _values, idempotency) =>
-      createMembershipWebhookFromConfig(config, undefined, idempotency),
-    env,
-  );
-}
+export const membershipWebhookFromEnv = webhookFromEnv(
+  FUNCTION_NAME,
+  (config, _values, idempotency) =>
+    createMembershipWebhookFromConfig(config, undefined, idempotency),
+);

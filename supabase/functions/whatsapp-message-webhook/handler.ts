@@ -8,21 +8,13 @@
  * `messageWebhookFromEnv` builds them once from environment variables for `index.ts`.
  */
 import type { WebhookConfig } from "../_shared/core/config.ts";
-import type { FetchHandler } from "../_shared/core/error_response.ts";
 import type { EventResult } from "../_shared/core/exactly_once.ts";
 import { FormatRegistry } from "../_shared/core/formats/registry.ts";
 import { jsonResponse } from "../_shared/core/http.ts";
-import type { IdempotencyConfig } from "../_shared/core/idempotency/config.ts";
-import { createLogger, type Logger } from "../_shared/core/log.ts";
 import { readJson } from "../_shared/core/webhook/body.ts";
 import { createWebhookHandler, type WebhookHandler } from "../_shared/core/webhook/handler.ts";
 import type { Normalized, WebhookDeps } from "../_shared/core/webhook/spec.ts";
-import {
-  buildWebhook,
-  type BuiltWebhook,
-  type EnvReader,
-  webhookFromEnv,
-} from "../_shared/core/webhook_runtime.ts";
+import { type BuildArgs, buildWebhook, webhookFromEnv } from "../_shared/core/webhook_runtime.ts";
 import { type MessageWebhookSettings, parseMessageSettings } from "../_shared/messages/config.ts";
 import { MESSAGE_COPY_WINDOW_MS, messageClaim } from "../_shared/messages/dedup_key.ts";
 import type { MessageEvent } from "../_shared/messages/event.ts";
@@ -126,10 +118,8 @@ function respond(
 export function createMessageWebhookFromConfig(
   config: WebhookConfig,
   settings: MessageWebhookSettings,
-  logger: Logger = createLogger(config.logLevel, { fn: FUNCTION_NAME }),
-  idempotencyConfig?: IdempotencyConfig,
-  formats?: readonly MessageFormat[],
-): BuiltWebhook {
+  ...[logger, idempotencyConfig, formats]: BuildArgs<MessageFormat>
+) {
   // A message is one event for ever: its key has no time bucket, its copy window no end.
   return buildWebhook(config, {
     apply: messageApply,
@@ -141,15 +131,12 @@ export function createMessageWebhookFromConfig(
     idempotencyConfig,
     secretNames:
       "META_APP_SECRET, TWILIO_AUTH_TOKEN, WAHA_HMAC_KEY, WEBHOOK_SECRET or STANDARD_WEBHOOKS_SECRET",
-  }, (runtime) => createMessageWebhook({ ...runtime, settings, logger, formats }));
+  }, (runtime) => createMessageWebhook({ ...runtime, settings, formats }));
 }
 
 /** The handler for `index.ts`: reads the environment once, on the first request. */
-export function messageWebhookFromEnv(env?: EnvReader): FetchHandler {
-  return webhookFromEnv(
-    FUNCTION_NAME,
-    (config, values, idempotency) =>
-      createMessageWebhookFromConfig(config, parseMessageSettings(values), undefined, idempotency),
-    env,
-  );
-}
+export const messageWebhookFromEnv = webhookFromEnv(
+  FUNCTION_NAME,
+  (config, values, idempotency) =>
+    createMessageWebhookFromConfig(config, parseMessageSettings(values), undefined, idempotency),
+);

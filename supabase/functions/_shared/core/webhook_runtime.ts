@@ -12,7 +12,7 @@ import { type ClaimOf, ExactlyOnceProcessor } from "./exactly_once.ts";
 import { type FetchHandler, handlerFromEnv } from "./error_response.ts";
 import { type IdempotencyConfig, parseIdempotencyConfig } from "./idempotency/config.ts";
 import { createIdempotencyLayer, type IdempotencyLayer } from "./idempotency/layer.ts";
-import type { Logger } from "./log.ts";
+import { createLogger, type Logger } from "./log.ts";
 import { createCacheTiers } from "./tiers.ts";
 import type { WebhookHandler } from "./webhook/handler.ts";
 import { hasAnySecret, WebhookAuthenticator, type WebhookSecrets } from "./webhook_auth.ts";
@@ -21,6 +21,8 @@ import { hasAnySecret, WebhookAuthenticator, type WebhookSecrets } from "./webho
 export interface WebhookRuntime<E> {
   memory: MemoryClaimStore;
   processor: ExactlyOnceProcessor<E>;
+  /** The function's logger. */
+  logger: Logger;
   /** The repository's name, shown by the health response. */
   databaseName: string;
   /** Undefined only when unsigned webhooks are explicitly allowed. */
@@ -44,7 +46,8 @@ export interface WebhookRuntimeOptions<E> {
   copyWindowMs: number;
   /** The ordering horizon: older events are `stale` before any tier (default: none). */
   horizonMs?: number;
-  logger: Logger;
+  /** Default: one at the configured level, naming the function. */
+  logger?: Logger;
   /** Undefined: the Idempotency-Key layer is off. */
   idempotencyConfig?: IdempotencyConfig;
   /** The secret variables named when none is set. */
@@ -56,7 +59,7 @@ export function createWebhookRuntime<E>(
   config: WebhookConfig,
   options: WebhookRuntimeOptions<E>,
 ): WebhookRuntime<E> {
-  const { logger } = options;
+  const logger = options.logger ?? createLogger(config.logLevel, { fn: options.functionName });
   const secrets: WebhookSecrets = { shared: config.webhookSecret, ...config.secrets };
   const signed = hasAnySecret(secrets);
   if (!signed && !config.allowUnsigned) {
@@ -94,6 +97,7 @@ export function createWebhookRuntime<E>(
   return {
     memory,
     processor,
+    logger,
     databaseName: repository.name,
     authenticator: signed ? new WebhookAuthenticator(secrets) : undefined,
     idempotency,
@@ -124,13 +128,20 @@ export function buildWebhook<E>(
   return { handler: create(runtime), close: runtime.close };
 }
 
+/** The optional arguments of a webhook's build from its configuration, in this order. */
+export type BuildArgs<F> = [
+  logger?: Logger,
+  idempotencyConfig?: IdempotencyConfig,
+  formats?: readonly F[],
+];
+
 /** Reads the process environment. */
 export type EnvReader = () => Record<string, string | undefined>;
 
 /**
- * A webhook function's handler for `index.ts`: reads the environment once, on the first request,
- * and builds the function with the common configuration, its values and the Idempotency-Key
- * configuration.
+ * A webhook function's `…FromEnv` for `index.ts`: given an environment reader (default: the
+ * process's), a handler that reads the environment once, on the first request, and builds the
+ * function with the common configuration, its values and the Idempotency-Key configuration.
  */
 export function webhookFromEnv(
   functionName: string,
@@ -139,11 +150,11 @@ export function webhookFromEnv(
     values: Record<string, string | undefined>,
     idempotency: IdempotencyConfig,
   ) => BuiltWebhook,
-  env: EnvReader = () => Deno.env.toObject(),
-): FetchHandler {
-  return handlerFromEnv(
-    functionName,
-    (values) => build(parseConfig(values), values, parseIdempotencyConfig(values)).handler,
-    env,
-  );
+): (env?: EnvReader) => FetchHandler {
+  return (env = () => Deno.env.toObject()) =>
+    handlerFromEnv(
+      functionName,
+      (values) => build(parseConfig(values), values, parseIdempotencyConfig(values)).handler,
+      env,
+    );
 }

@@ -25,7 +25,7 @@ import {
   tryNormalizeChat,
 } from "../normalize.ts";
 import type { ItemResult, MessageFormat } from "./delivery.ts";
-import { eventTime, IgnoredItem, itemResult, jsonObject } from "./items.ts";
+import { eventTime, IgnoredItem, itemResult, jsonObject, statusChanged } from "./items.ts";
 import { isObject, required, text } from "../../core/formats/parse.ts";
 
 const UPSERT = new Set(["messages.upsert", "MESSAGES_UPSERT"]);
@@ -136,15 +136,14 @@ function updateItem(sender: unknown, raw: unknown, path: string, receivedAt: num
     const keyId = text(raw.keyId, 256) ?? text(key.id, 256);
     const chat = tryNormalizeChat(text(raw.remoteJid, 128) ?? text(key.remoteJid, 128));
     const fromMe = (raw.fromMe ?? key.fromMe) !== false;
-    return {
-      kind: "status",
+    return statusChanged({
       account: normalizeAccount(required(sender, "sender", 128)),
       messageId: normalizeMessageId(required(keyId, "keyId", 256)),
       at: receivedAt,
       status,
-      ...(chat ? { chat } : {}),
+      chat,
       fromMe,
-    };
+    });
   });
 }
 

@@ -1,10 +1,10 @@
 /**
  * Helpers every message format shares while building its items: the JSON object of a delivery,
- * one item's result (or why it is rejected or ignored), and an item's event time.
+ * one item's result (or why it is rejected or ignored), a status event, and an item's event time.
  */
 import { isObject, text } from "../../core/formats/parse.ts";
 import { resolveEventTime } from "../../whatsapp/event_time.ts";
-import type { MessageEvent } from "../event.ts";
+import type { MessageEvent, StatusChanged } from "../event.ts";
 import { NotAConversationError } from "../normalize.ts";
 import type { DeliveryInput, ItemResult } from "./delivery.ts";
 
@@ -47,4 +47,20 @@ export function eventTime(raw: unknown, receivedAt: number): number {
   } catch {
     return receivedAt;
   }
+}
+
+/** A status event; `chat`, `errorCode` and `callbackData` only when known. */
+export function statusChanged(fields: Omit<StatusChanged, "kind">): StatusChanged {
+  const event: StatusChanged = {
+    kind: "status",
+    account: fields.account,
+    messageId: fields.messageId,
+    at: fields.at,
+    status: fields.status,
+    fromMe: fields.fromMe,
+  };
+  if (fields.chat) event.chat = fields.chat;
+  if (fields.errorCode) event.errorCode = fields.errorCode;
+  if (fields.callbackData) event.callbackData = fields.callbackData;
+  return event;
 }

@@ -38,7 +38,7 @@ import {
   tryNormalizeChat,
 } from "../normalize.ts";
 import type { ItemResult, MessageFormat } from "./delivery.ts";
-import { eventTime, IgnoredItem, itemResult, jsonObject } from "./items.ts";
+import { eventTime, IgnoredItem, itemResult, jsonObject, statusChanged } from "./items.ts";
 import { isObject, parseWith, required, text } from "../../core/formats/parse.ts";
 
 const WebhookSchema = z.object({
@@ -144,19 +144,16 @@ function statusItem(account: string, raw: unknown, path: string, receivedAt: num
     const errors = Array.isArray(raw.errors) ? raw.errors : [];
     const firstError = isObject(errors[0]) ? text(errors[0].code, 32) : undefined;
     const recipient = text(raw.recipient_id, 128);
-    return {
-      kind: "status",
+    return statusChanged({
       account,
       messageId: normalizeMessageId(required(raw.id, "id", 512)),
       at: eventTime(raw.timestamp, receivedAt),
       status,
-      ...(tryNormalizeChat(recipient) ? { chat: tryNormalizeChat(recipient) } : {}),
+      chat: tryNormalizeChat(recipient),
       fromMe: true,
-      ...(firstError ? { errorCode: firstError } : {}),
-      ...(text(raw.biz_opaque_callback_data, 512)
-        ? { callbackData: text(raw.biz_opaque_callback_data, 512) }
-        : {}),
-    };
+      errorCode: firstError,
+      callbackData: text(raw.biz_opaque_callback_data, 512),
+    });
   });
 }
 

@@ -21,7 +21,7 @@ import {
   tryNormalizeChat,
 } from "../normalize.ts";
 import type { MessageFormat } from "./delivery.ts";
-import { IgnoredItem, itemResult } from "./items.ts";
+import { IgnoredItem, itemResult, statusChanged } from "./items.ts";
 import { required, text } from "../../core/formats/parse.ts";
 
 const STATUS: Record<string, MessageStatus> = {
@@ -80,17 +80,16 @@ export const twilioFormat: MessageFormat = {
       const callbackData = input.kind === "form"
         ? text(input.query?.get("callback_data"), 512)
         : undefined;
-      return {
-        kind: "status",
+      return statusChanged({
         account: normalizeAccount(required(form.get("From"), "From", 128)),
         messageId,
         at: receivedAt,
         status,
-        ...(chat ? { chat } : {}),
+        chat,
         fromMe: true,
-        ...(errorCode ? { errorCode } : {}),
-        ...(callbackData ? { callbackData } : {}),
-      };
+        errorCode,
+        callbackData,
+      });
     });
     return { kind: "items", format: "twilio", items: [item] };
   },

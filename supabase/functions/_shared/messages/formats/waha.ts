@@ -25,7 +25,7 @@ import {
   tryNormalizeChat,
 } from "../normalize.ts";
 import type { ItemResult, MessageFormat } from "./delivery.ts";
-import { eventTime, IgnoredItem, itemResult, jsonObject } from "./items.ts";
+import { eventTime, IgnoredItem, itemResult, jsonObject, statusChanged } from "./items.ts";
 import { isObject, required, text } from "../../core/formats/parse.ts";
 
 const MESSAGE_EVENTS = new Set(["message", "message.any"]);
@@ -94,15 +94,14 @@ function ackItem(me: unknown, raw: unknown, receivedAt: number): ItemResult {
     if (!status) throw new IgnoredItem(`ack "${String(raw.ack).slice(0, 16)}" is not stored`);
     const fromMe = raw.fromMe !== false;
     const chat = tryNormalizeChat(text(fromMe ? raw.to : raw.from, 128));
-    return {
-      kind: "status",
+    return statusChanged({
       account: accountOf(me, raw),
       messageId: normalizeMessageId(required(raw.id, "id", 512)),
       at: eventTime(raw.timestamp, receivedAt),
       status,
-      ...(chat ? { chat } : {}),
+      chat,
       fromMe,
-    };
+    });
   });
 }
 
