@@ -25,6 +25,8 @@ export const FUNCTION_PATH = "/functions/v1/whatsapp-membership-webhook";
 export interface InstanceStats {
   strategy: string;
   heapUsedBytes: number;
+  /** Memory held outside the V8 heap for JavaScript objects (buffers). */
+  externalBytes: number;
   rssBytes: number;
   /** Entries resident in the dedup Map (the memory tier for `ours`). */
   mapEntries: number;
@@ -47,6 +49,7 @@ async function main(): Promise<void> {
       return {
         strategy,
         heapUsedBytes: memory.heapUsed,
+        externalBytes: memory.external,
         rssBytes: memory.rss,
         mapEntries: body.tiers.memory.size,
       };
@@ -67,6 +70,7 @@ async function main(): Promise<void> {
       return Promise.resolve({
         strategy,
         heapUsedBytes: memory.heapUsed,
+        externalBytes: memory.external,
         rssBytes: memory.rss,
         mapEntries: 0,
       });
@@ -88,6 +92,7 @@ async function main(): Promise<void> {
       return Promise.resolve({
         strategy,
         heapUsedBytes: memory.heapUsed,
+        externalBytes: memory.external,
         rssBytes: memory.rss,
         mapEntries: s.mapEntries,
         dbStatements: s.dbStatements,

@@ -13,7 +13,8 @@
  * method. `--only=topology` runs only the topology rows (loopback, colocated, edge);
  * `--db-rtt-ms=N --redis-rtt-ms=N` measure a `custom` topology beside loopback instead.
  * `--chaos=SECONDS` sets the length of the combined chaos run (120 in a full run, off in --quick
- * unless given); `--only=chaos` runs only it.
+ * unless given); `--only=chaos` runs only it. `--only=send-scale` runs only send-batch's scale rows
+ * and writes `send-scale.json`.
  *
  * This file only starts the servers and runs the modules: each function's rows come from its own
  * module (`FunctionBench`, e.g. `membership/scenarios.ts`); the shared harness is in `lib/`.
@@ -47,7 +48,7 @@ import { DUPLICATE_PATH_ONLY, httpLoad } from "./membership/http_load.ts";
 import * as membership from "./membership/scenarios.ts";
 import * as messages from "./messages/scenarios.ts";
 import { runIdempotencyBench } from "./idempotency_bench.ts";
-import { runSendBatchBench } from "./send_batch_bench.ts";
+import { runSendBatchBench, SEND_SCALE_ONLY } from "./send_batch_bench.ts";
 import { runTopologies } from "./topology/scenarios.ts";
 import { runChaos } from "./chaos/scenarios.ts";
 import { chaosRows } from "./chaos/report.ts";
@@ -93,9 +94,9 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
     const rows: StrategyRow[] = [];
     for (const bench of FUNCTION_BENCHES) rows.push(...await bench.run(ctx));
     const onlyDuplicatePath = o.only.length === 1 && o.only[0] === DUPLICATE_PATH_ONLY;
-    // Only the topology rows or the chaos run: no probe, micro or HTTP figures.
+    // Only the topology rows, the chaos run or the send scale rows: no probe, micro or HTTP figures.
     const onlyTopology = o.only.length > 0 &&
-      o.only.every((id) => isTopologySelector(id) || id === "chaos");
+      o.only.every((id) => isTopologySelector(id) || id === "chaos" || id === SEND_SCALE_ONLY);
     let probe: BenchResult["costProbe"] = [];
     if (!onlyDuplicatePath && !onlyTopology) {
       log("per-webhook cost probe…");
@@ -107,8 +108,10 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
       : undefined;
     const wants = (id: string) => o.only.length === 0 || o.only.includes(id);
     // Send-batch: correctness (double sends, skipped) even in --quick; idempotency: speed only.
-    const sendBatch = wants("send") && !onlyDuplicatePath
-      ? await runSendBatchBench({ quick: o.quick, databaseUrl: pg.url, log })
+    // `--only=send-scale`: the send-batch scale rows alone.
+    const onlyScale = !wants("send") && o.only.includes(SEND_SCALE_ONLY);
+    const sendBatch = (wants("send") || onlyScale) && !onlyDuplicatePath
+      ? await runSendBatchBench({ quick: o.quick, databaseUrl: pg.url, log, onlyScale })
       : undefined;
     const idempotency = wants("idempotency") && !o.quick && !onlyDuplicatePath
       ? await runIdempotencyBench({ quick: o.quick, databaseUrl: pg.url, log })
@@ -230,7 +233,14 @@ if (import.meta.main) {
     await Deno.mkdir(out, { recursive: true });
     // A partial run (--only) never replaces the full run's results.
     const partial = result.options.only.length > 0;
-    const name = result.options.quick ? "quick" : partial ? "partial" : "latest";
+    const scaleOnly = result.options.only.join() === SEND_SCALE_ONLY;
+    const name = result.options.quick
+      ? "quick"
+      : scaleOnly
+      ? SEND_SCALE_ONLY
+      : partial
+      ? "partial"
+      : "latest";
     await Deno.writeTextFile(`${out}${name}.json`, JSON.stringify(result, null, 2) + "\n");
     if (name === "latest") {
       await Deno.writeTextFile(

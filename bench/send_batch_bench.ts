@@ -16,8 +16,10 @@
  * rate; the instance is killed (SIGKILL) halfway and a second one resumes through the drain
  * schedule. Per row: create time per recipient, database round trips per claimed recipient (the
  * counting proxy, every claim and write of both instances), the progress GET's time and round
- * trips on the full batch, and the peak RSS of the instance (VmHWM); targets: each flat within 2×
- * from 1k to 100k, and 0 double sends / 0 skipped.
+ * trips on the full batch, the peak RSS of the instance (VmHWM), and the peak of its isolate's
+ * memory as the platform counts it (V8 used heap + external, the heap capped at the deployed
+ * limit as the platform caps it); targets: each flat within 2× from 1k to 100k, the isolate under
+ * the deployed limit at 100k, and 0 double sends / 0 skipped.
  */
 import postgres from "postgres";
 import { applyMigrations } from "../scripts/lib/migrate.ts";
@@ -34,7 +36,7 @@ import {
 import { FakeWhatsAppProvider, providerEnv } from "../tests/support/fake_whatsapp_provider.ts";
 import { startFunctionInstance } from "../tests/support/function_instance.ts";
 import { mintJwt } from "../tests/support/jwt.ts";
-import { startInstance } from "./lib/instances.ts";
+import { type Instance, startInstance } from "./lib/instances.ts";
 import { startPgCountingProxy } from "./lib/pg_counting_proxy.ts";
 
 /** One row of the send benchmark. */
@@ -83,6 +85,12 @@ export interface ScaleFigures {
   /** Peak resident memory of the instance processes (VmHWM, bytes), and right after start. */
   peakRssBytes: number;
   idleRssBytes: number;
+  /**
+   * Peak of the instances' V8 used heap + external memory (bytes), sampled every
+   * {@link MEMORY_SAMPLE_MS} ms: what the platform counts against {@link PLATFORM_MEMORY_LIMIT_MIB}.
+   * Absent in results written before it was measured.
+   */
+  peakIsolateBytes?: number;
 }
 
 /** Options of {@link runSendBatchBench}. */
@@ -93,6 +101,50 @@ export interface SendBenchOptions {
   log?: (line: string) => void;
   /** Sizes of the scale rows (default 1,000, 10,000, 100,000; none in `quick` unless given). */
   scale?: number[];
+  /** Only the scale rows (`--only=send-scale`). */
+  onlyScale?: boolean;
+}
+
+/**
+ * A deployed function's memory limit (Supabase: 256 MB). The platform creates each worker's V8
+ * isolate with its heap capped at this size and stops the worker once the isolate's used heap
+ * plus external memory reaches it (its memory check runs before every collection). The scale
+ * rows' instances run with the same heap cap (`--max-heap-size`) and sample the same sum.
+ */
+export const PLATFORM_MEMORY_LIMIT_MIB = 256;
+
+/** `--only=send-scale`: the scale rows alone, written to `bench/results/send-scale.json`. */
+export const SEND_SCALE_ONLY = "send-scale";
+
+/** How often the scale rows sample an instance's isolate memory (ms). */
+export const MEMORY_SAMPLE_MS = 50;
+
+/**
+ * Samples the isolate memory (used heap + external) of whichever instance `current` names, every
+ * {@link MEMORY_SAMPLE_MS} ms, until `stop`, which answers the peak seen.
+ */
+function sampleIsolateMemory(current: () => Instance | undefined): { stop(): Promise<number> } {
+  let peak = 0;
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const instance = current();
+      if (instance) {
+        try {
+          const s = await instance.stats();
+          peak = Math.max(peak, s.heapUsedBytes + s.externalBytes);
+        } catch { /* killed or not yet listening: the next sample */ }
+      }
+      await new Promise((r) => setTimeout(r, MEMORY_SAMPLE_MS));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return peak;
+    },
+  };
 }
 
 /** `n` distinct E.164 phones from `seed` on. */
@@ -371,12 +423,16 @@ export async function scaleRow(
     SEND_LEASE_MS: "3000",
     SEND_TIME_BUDGET_MS: "10000",
     SEND_DRAIN_INTERVAL_MS: "250",
+    // The heap capped as the platform caps a worker's isolate.
+    DENO_V8_FLAGS: `--max-heap-size=${PLATFORM_MEMORY_LIMIT_MIB}`,
     ...localAuthEnv({}),
     ...providerEnv(fake, "meta"),
   };
   const path = "/functions/v1/whatsapp-send-batch";
   const a = await startInstance("ours", env, path);
-  let b: Awaited<ReturnType<typeof startInstance>> | undefined;
+  let b: Instance | undefined;
+  let live: Instance | undefined = a;
+  const memory = sampleIsolateMemory(() => live);
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   try {
     const idle = await rssOf(a.pid);
@@ -422,8 +478,10 @@ export async function scaleRow(
     await post(`${a.url}/${batchId}/send`, jwt);
     await fake.waitForCalls(Math.floor(count / 2), 600_000);
     const peakA = (await rssOf(a.pid)).peak;
+    live = undefined;
     await a.kill();
     b = await startInstance("ours", env, path);
+    live = b;
     // Its first request configures it and starts its drain schedule (SEND_DRAIN_INTERVAL_MS).
     await fetch(`${b.url}/health`).then((r) => r.body?.cancel());
     const open = async () => {
@@ -439,6 +497,7 @@ export async function scaleRow(
     }
     const sendSeconds = (performance.now() - sendStarted) / 1000;
     const peakB = (await rssOf(b.pid)).peak;
+    const peakIsolate = await memory.stop();
     const [{ claimed }] = await sql<{ claimed: number }[]>`
       select coalesce(sum(attempts), 0)::int as claimed from public.whatsapp_send_recipients
        where batch_id = ${batchId}`;
@@ -459,9 +518,11 @@ export async function scaleRow(
         progressRoundTrips: median(progressTrips),
         peakRssBytes: Math.max(peakA, peakB),
         idleRssBytes: idle.now,
+        peakIsolateBytes: peakIsolate,
       },
     };
   } finally {
+    await memory.stop();
     await sql.end();
     await a.stop();
     await b?.stop();
@@ -471,6 +532,23 @@ export async function scaleRow(
 }
 
 /** Runs the send rows; starts a PostgreSQL unless `databaseUrl` is given. */
+/** The scale rows at `sizes` (default 1,000, 10,000 and 100,000 recipients). */
+async function scaleRows(
+  databaseUrl: string,
+  sizes: number[] = [1_000, 10_000, 100_000],
+  log: (line: string) => void,
+): Promise<SendBenchRow[]> {
+  const rows: SendBenchRow[] = [];
+  const ids = ["send:scale-1k", "send:scale-10k", "send:scale-100k"] as const;
+  for (const [i, id] of ids.entries()) {
+    if (sizes[i] === undefined) continue;
+    rows.push(await scaleRow(databaseUrl, id, sizes[i]));
+    log(format(rows[rows.length - 1]));
+  }
+  return rows;
+}
+
+/** Runs the send rows (or only the scale rows); starts its own PostgreSQL unless given one. */
 export async function runSendBatchBench(options: SendBenchOptions = {}): Promise<SendBenchRow[]> {
   const log = options.log ?? console.log;
   let stop = async () => {};
@@ -494,6 +572,7 @@ export async function runSendBatchBench(options: SendBenchOptions = {}): Promise
   try {
     const quick = options.quick ?? false;
     const rows: SendBenchRow[] = [];
+    if (options.onlyScale) return await scaleRows(databaseUrl, options.scale, log);
     rows.push(await inProcessRow(databaseUrl, "send:high-rate", quick ? 500 : 5000, 10_000));
     log(format(rows[rows.length - 1]));
     rows.push(await inProcessRow(databaseUrl, "send:80-per-second", quick ? 160 : 800, 80));
@@ -504,17 +583,7 @@ export async function runSendBatchBench(options: SendBenchOptions = {}): Promise
     log(format(rows[rows.length - 1]));
     rows.push(await killResumeRow(databaseUrl, quick ? 300 : 1000));
     log(format(rows[rows.length - 1]));
-    if (!quick || options.scale) {
-      const sizes = options.scale ?? [1_000, 10_000, 100_000];
-      for (
-        const [i, id] of (["send:scale-1k", "send:scale-10k", "send:scale-100k"] as const)
-          .entries()
-      ) {
-        if (sizes[i] === undefined) continue;
-        rows.push(await scaleRow(databaseUrl, id, sizes[i]));
-        log(format(rows[rows.length - 1]));
-      }
-    }
+    if (!quick || options.scale) rows.push(...await scaleRows(databaseUrl, options.scale, log));
     return rows;
   } finally {
     await stop();
@@ -532,6 +601,7 @@ function format(row: SendBenchRow): string {
       `peak RSS ${(s.peakRssBytes / 2 ** 20).toFixed(0)} MiB (idle ${
         (s.idleRssBytes / 2 ** 20).toFixed(0)
       })`,
+      `peak isolate ${((s.peakIsolateBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`,
       `double sends ${row.doubleSends}, skipped ${row.skipped}, unknown ${row.unknown}`,
     ].join(", ");
   }

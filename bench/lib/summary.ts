@@ -213,6 +213,7 @@ export function formatMarkdown(result: BenchResult): string {
             "DB round trips/claimed recipient",
             "progress GET ms (round trips)",
             "peak RSS MiB (idle)",
+            "peak isolate MiB",
             "double sends",
             "skipped",
             "unknown",
@@ -226,6 +227,9 @@ export function formatMarkdown(result: BenchResult): string {
             `${(r.scale!.peakRssBytes / 2 ** 20).toFixed(0)} (${
               (r.scale!.idleRssBytes / 2 ** 20).toFixed(0)
             })`,
+            r.scale!.peakIsolateBytes === undefined
+              ? "–"
+              : (r.scale!.peakIsolateBytes / 2 ** 20).toFixed(0),
             String(r.doubleSends),
             String(r.skipped),
             String(r.unknown),
@@ -277,7 +281,9 @@ function sendLine(r: NonNullable<BenchResult["sendBatch"]>[number]): string {
   const scale = r.scale
     ? `, create ${(r.scale.createMsPerRecipient * 1000).toFixed(1)} µs/recipient, progress ${
       r.scale.progressMs.toFixed(1)
-    } ms, peak RSS ${(r.scale.peakRssBytes / 2 ** 20).toFixed(0)} MiB`
+    } ms, peak RSS ${(r.scale.peakRssBytes / 2 ** 20).toFixed(0)} MiB, peak isolate ${
+      ((r.scale.peakIsolateBytes ?? 0) / 2 ** 20).toFixed(0)
+    } MiB`
     : "";
   return `${r.id.padEnd(20)} ${r.recipients} recipients, ${r.recipientsPerSecond.toFixed(1)}/s` +
     `${db}${share}${busiest}${scale}, ${r.doubleSends} double, ${r.skipped} skipped, ` +

@@ -4,6 +4,7 @@
 import type { BenchResult, TargetCheck } from "./result.ts";
 import { topologyTargets } from "../topology/targets.ts";
 import { chaosTargets } from "../chaos/report.ts";
+import { PLATFORM_MEMORY_LIMIT_MIB } from "../send_batch_bench.ts";
 
 /** Whether a row runs our functions (any function, faults included), not a baseline. */
 export function isOurs(row: { id: string }): boolean {
@@ -228,6 +229,18 @@ function scaleTargets(rows: NonNullable<BenchResult["sendBatch"]>): TargetCheck[
       met: growth <= 2,
     };
   });
+  const isolate = big.scale!.peakIsolateBytes;
+  if (isolate !== undefined) {
+    const mib = (v: number | undefined) => `${((v ?? 0) / 2 ** 20).toFixed(0)} MiB`;
+    checks.push({
+      target: "send-batch scale: 100,000 recipients within a deployed function's memory limit " +
+        `(V8 used heap + external, as the platform counts it, < ${PLATFORM_MEMORY_LIMIT_MIB} MiB; ` +
+        "heap capped there)",
+      measured: [small, ...large].map((r) => `${r.recipients}: ${mib(r.scale!.peakIsolateBytes)}`)
+        .join(", "),
+      met: isolate < PLATFORM_MEMORY_LIMIT_MIB * 2 ** 20,
+    });
+  }
   checks.push({
     target: "send-batch scale: 100,000 recipients, instance killed halfway: 0 double sends, " +
       "0 skipped",
