@@ -120,3 +120,42 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "a throttled call that settles while the drain asks what is pending is sent again in the same drain",
+  opts,
+  async () => {
+    const fake = FakeWhatsAppProvider.start();
+    const [phone] = phones(1);
+    fake.behave = (_to, n) => (n === 1 ? "throttle" : "succeed");
+    // The 130429 answer comes 100 ms after the call: the drain's idle workers ask for pending
+    // recipients while it is in flight.
+    fake.answerDelayMs = (_to, n) => (n === 1 ? 100 : 0);
+    const fn = sendBatchHandler(fake, { SEND_BACKOFF_MS: "50" });
+    // The database's "nothing pending" reaches the drain only after the throttled call was
+    // recorded (pending again, due in 50 ms): the answer is stale by then.
+    const repository = fn.deps.repository;
+    const nextPendingInMs = repository.nextPendingInMs.bind(repository);
+    repository.nextPendingInMs = async (batchId: string) => {
+      const answer = await nextPendingInMs(batchId);
+      await new Promise((r) => setTimeout(r, 250));
+      return answer;
+    };
+    try {
+      const user = await newUser();
+      const created = await call(fn.handler, "POST", "", user.jwt, {
+        message: "Hi",
+        recipients: [{ phone }],
+      });
+      const batchId = created.body.batch_id as string;
+      await call(fn.handler, "POST", `/${batchId}/send`, user.jwt);
+      await fn.service.idle();
+      const rows = await recipients(batchId);
+      assert.deepEqual(rows.map((r) => r.status), ["sent"]);
+      assert.equal(fake.callsPerRecipient().get(phone.slice(1)), 2);
+    } finally {
+      await fn.close();
+      await fake.stop();
+    }
+  },
+);

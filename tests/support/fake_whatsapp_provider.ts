@@ -44,6 +44,8 @@ export class FakeWhatsAppProvider {
   readonly calls: FakeCall[] = [];
   /** Decides the answer of each call; `n` is the call's 1-based index for that recipient. */
   behave: (to: string, n: number) => FakeBehaviour = () => "succeed";
+  /** How long to hold each answer (ms), by recipient and call index; 0 by default. */
+  answerDelayMs: (to: string, n: number) => number = () => 0;
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #hanging = new Set<() => void>();
   #seq = 0;
@@ -144,6 +146,8 @@ export class FakeWhatsAppProvider {
       at: performance.now(),
       headers,
     });
+    const delayMs = this.answerDelayMs(to, n);
+    if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
     switch (behaviour) {
       case "succeed":
         return success(api, to, messageId, body);

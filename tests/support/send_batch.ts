@@ -16,6 +16,8 @@ import { type FakeWhatsAppProvider, providerEnv } from "./fake_whatsapp_provider
 export interface SendBatchUnderTest {
   handler: (request: Request) => Promise<Response>;
   service: SendBatchService;
+  /** The dependencies the handler was built from (the same objects it uses). */
+  deps: ReturnType<typeof depsFromConfig>;
   close(): Promise<void>;
 }
 
@@ -39,6 +41,7 @@ export function sendBatchHandler(
   return {
     handler,
     service,
+    deps,
     async close() {
       await service.idle();
       await deps.repository.close();

@@ -110,7 +110,8 @@ export class BatchDrain {
     let refill: Promise<void> | undefined;
     let exhausted = false;
     let stopped = false;
-    let inFlight = 0;
+    /** Claimed recipients not yet settled (queued or being called). */
+    let unsettled = queue.length;
 
     const fill = async () => {
       while (!stopped && Date.now() < deadline) {
@@ -122,12 +123,16 @@ export class BatchDrain {
         if (rows.length > 0) {
           this.#limiter.expect(rows.length);
           const now = Date.now();
+          unsettled += rows.length;
           for (const recipient of rows) queue.push({ recipient, claimedAt: now });
           return;
         }
+        // Read before the query: a call that settles while the query runs may put its recipient
+        // back (throttled) after the database answered "nothing pending".
+        const busy = unsettled > 0;
         const waitMs = await this.#repository.nextPendingInMs(batchId);
-        if (waitMs === undefined && inFlight > 0) {
-          // A call in flight may still put its recipient back (throttled): wait for it.
+        if (waitMs === undefined && (busy || unsettled > 0)) {
+          // A call not yet settled may still put its recipient back: ask again.
           await sleep(20);
           continue;
         }
@@ -158,7 +163,6 @@ export class BatchDrain {
       for (;;) {
         const item = await next();
         if (!item) return;
-        inFlight++;
         try {
           try {
             await this.#limiter.acquire();
@@ -177,7 +181,7 @@ export class BatchDrain {
           }
           await this.#sendOne(item.recipient, message, report);
         } finally {
-          inFlight--;
+          unsettled--;
         }
       }
     };
