@@ -94,16 +94,19 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
     const rows: StrategyRow[] = [];
     for (const bench of FUNCTION_BENCHES) rows.push(...await bench.run(ctx));
     const onlyDuplicatePath = o.only.length === 1 && o.only[0] === DUPLICATE_PATH_ONLY;
-    // Only the topology rows, the chaos run or the send scale rows: no probe, micro or HTTP figures.
-    const onlyTopology = o.only.length > 0 &&
+    // Only runs that stand alone (topology rows, the chaos run, the send scale rows): no probe,
+    // micro or HTTP figures.
+    const onlyStandalone = o.only.length > 0 &&
       o.only.every((id) => isTopologySelector(id) || id === "chaos" || id === SEND_SCALE_ONLY);
     let probe: BenchResult["costProbe"] = [];
-    if (!onlyDuplicatePath && !onlyTopology) {
+    if (!onlyDuplicatePath && !onlyStandalone) {
       log("per-webhook cost probe…");
       probe = await costProbe(ctx.env);
     }
-    const micro = o.micro && !onlyDuplicatePath && !onlyTopology ? await microBenchmarks(log) : [];
-    const http = (o.http && !onlyTopology) || onlyDuplicatePath
+    const micro = o.micro && !onlyDuplicatePath && !onlyStandalone
+      ? await microBenchmarks(log)
+      : [];
+    const http = (o.http && !onlyStandalone) || onlyDuplicatePath
       ? await httpLoad(ctx.env, o, log)
       : undefined;
     const wants = (id: string) => o.only.length === 0 || o.only.includes(id);
@@ -233,10 +236,10 @@ if (import.meta.main) {
     await Deno.mkdir(out, { recursive: true });
     // A partial run (--only) never replaces the full run's results.
     const partial = result.options.only.length > 0;
-    const scaleOnly = result.options.only.join() === SEND_SCALE_ONLY;
+    const sendScaleAlone = result.options.only.join() === SEND_SCALE_ONLY;
     const name = result.options.quick
       ? "quick"
-      : scaleOnly
+      : sendScaleAlone
       ? SEND_SCALE_ONLY
       : partial
       ? "partial"

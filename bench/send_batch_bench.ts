@@ -38,6 +38,7 @@ import { startFunctionInstance } from "../tests/support/function_instance.ts";
 import { mintJwt } from "../tests/support/jwt.ts";
 import { type Instance, startInstance } from "./lib/instances.ts";
 import { startPgCountingProxy } from "./lib/pg_counting_proxy.ts";
+import { mib } from "./lib/report.ts";
 
 /** One row of the send benchmark. */
 export interface SendBenchRow {
@@ -531,7 +532,6 @@ export async function scaleRow(
   }
 }
 
-/** Runs the send rows; starts a PostgreSQL unless `databaseUrl` is given. */
 /** The scale rows at `sizes` (default 1,000, 10,000 and 100,000 recipients). */
 async function scaleRows(
   databaseUrl: string,
@@ -598,10 +598,8 @@ function format(row: SendBenchRow): string {
       `create ${(s.createMsPerRecipient * 1000).toFixed(1)} µs/recipient`,
       `${row.dbRoundTripsPerRecipient?.toFixed(2)} db round trips/claimed recipient`,
       `progress ${s.progressMs.toFixed(1)} ms (${s.progressRoundTrips} round trips)`,
-      `peak RSS ${(s.peakRssBytes / 2 ** 20).toFixed(0)} MiB (idle ${
-        (s.idleRssBytes / 2 ** 20).toFixed(0)
-      })`,
-      `peak isolate ${((s.peakIsolateBytes ?? 0) / 2 ** 20).toFixed(0)} MiB`,
+      `peak RSS ${mib(s.peakRssBytes)} MiB (idle ${mib(s.idleRssBytes)})`,
+      `peak isolate ${mib(s.peakIsolateBytes)} MiB`,
       `double sends ${row.doubleSends}, skipped ${row.skipped}, unknown ${row.unknown}`,
     ].join(", ");
   }

@@ -89,6 +89,11 @@ export function tableCells(rows: readonly StrategyRow[]): { head: string[]; body
   return { head, body };
 }
 
+/** Bytes as whole MiB (`–` when not measured). */
+export function mib(bytes: number | undefined): string {
+  return bytes === undefined ? "–" : (bytes / 2 ** 20).toFixed(0);
+}
+
 /** A plain-text table for the terminal. */
 export function textTable(head: string[], body: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));

@@ -3,7 +3,7 @@
  * results" section of bench/README.md.
  */
 import type { LoadFigure } from "./load.ts";
-import { markdownTable, tableCells, textTable } from "./report.ts";
+import { markdownTable, mib, tableCells, textTable } from "./report.ts";
 import type { BenchResult } from "./result.ts";
 import { topologyLines, topologyMarkdown } from "../topology/report.ts";
 import { chaosLines, chaosMarkdown } from "../chaos/report.ts";
@@ -224,12 +224,8 @@ export function formatMarkdown(result: BenchResult): string {
             (r.scale!.createMsPerRecipient * 1000).toFixed(1),
             r.dbRoundTripsPerRecipient?.toFixed(2) ?? "–",
             `${r.scale!.progressMs.toFixed(1)} (${r.scale!.progressRoundTrips})`,
-            `${(r.scale!.peakRssBytes / 2 ** 20).toFixed(0)} (${
-              (r.scale!.idleRssBytes / 2 ** 20).toFixed(0)
-            })`,
-            r.scale!.peakIsolateBytes === undefined
-              ? "–"
-              : (r.scale!.peakIsolateBytes / 2 ** 20).toFixed(0),
+            `${mib(r.scale!.peakRssBytes)} (${mib(r.scale!.idleRssBytes)})`,
+            mib(r.scale!.peakIsolateBytes),
             String(r.doubleSends),
             String(r.skipped),
             String(r.unknown),
@@ -281,8 +277,8 @@ function sendLine(r: NonNullable<BenchResult["sendBatch"]>[number]): string {
   const scale = r.scale
     ? `, create ${(r.scale.createMsPerRecipient * 1000).toFixed(1)} µs/recipient, progress ${
       r.scale.progressMs.toFixed(1)
-    } ms, peak RSS ${(r.scale.peakRssBytes / 2 ** 20).toFixed(0)} MiB, peak isolate ${
-      ((r.scale.peakIsolateBytes ?? 0) / 2 ** 20).toFixed(0)
+    } ms, peak RSS ${mib(r.scale.peakRssBytes)} MiB, peak isolate ${
+      mib(r.scale.peakIsolateBytes)
     } MiB`
     : "";
   return `${r.id.padEnd(20)} ${r.recipients} recipients, ${r.recipientsPerSecond.toFixed(1)}/s` +

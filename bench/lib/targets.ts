@@ -1,6 +1,7 @@
 /**
  * The targets a run is judged by, each with what was measured and whether it is met.
  */
+import { mib } from "./report.ts";
 import type { BenchResult, TargetCheck } from "./result.ts";
 import { topologyTargets } from "../topology/targets.ts";
 import { chaosTargets } from "../chaos/report.ts";
@@ -217,7 +218,7 @@ function scaleTargets(rows: NonNullable<BenchResult["sendBatch"]>): TargetCheck[
     [
       "peak RSS of the instance",
       (r) => r.scale!.peakRssBytes,
-      (v) => `${(v / 2 ** 20).toFixed(0)} MiB`,
+      (v) => `${mib(v)} MiB`,
     ],
   ];
   const checks: TargetCheck[] = figures.map(([name, value, show]) => {
@@ -231,13 +232,12 @@ function scaleTargets(rows: NonNullable<BenchResult["sendBatch"]>): TargetCheck[
   });
   const isolate = big.scale!.peakIsolateBytes;
   if (isolate !== undefined) {
-    const mib = (v: number | undefined) => `${((v ?? 0) / 2 ** 20).toFixed(0)} MiB`;
     checks.push({
       target: "send-batch scale: 100,000 recipients within a deployed function's memory limit " +
         `(V8 used heap + external, as the platform counts it, < ${PLATFORM_MEMORY_LIMIT_MIB} MiB; ` +
         "heap capped there)",
-      measured: [small, ...large].map((r) => `${r.recipients}: ${mib(r.scale!.peakIsolateBytes)}`)
-        .join(", "),
+      measured: [small, ...large]
+        .map((r) => `${r.recipients}: ${mib(r.scale!.peakIsolateBytes)} MiB`).join(", "),
       met: isolate < PLATFORM_MEMORY_LIMIT_MIB * 2 ** 20,
     });
   }

@@ -127,11 +127,11 @@ export class BatchDrain {
           for (const recipient of rows) queue.push({ recipient, claimedAt: now });
           return;
         }
-        // Read before the query: a call that settles while the query runs may put its recipient
-        // back (throttled) after the database answered "nothing pending".
+        // Read before the query (only this loop adds to it): a call that settles while the query
+        // runs may put its recipient back (throttled) after the database answered "nothing pending".
         const busy = unsettled > 0;
         const waitMs = await this.#repository.nextPendingInMs(batchId);
-        if (waitMs === undefined && (busy || unsettled > 0)) {
+        if (waitMs === undefined && busy) {
           // A call not yet settled may still put its recipient back: ask again.
           await sleep(20);
           continue;
